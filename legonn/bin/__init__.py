@@ -1,0 +1,1 @@
+"""Subcommands of the ``legonn`` command: one module per subcommand."""

@@ -1,0 +1,37 @@
+"""Train a LegoNN chain (or a baseline) from a YAML config; resumes an interrupted run."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from legonn.config import dump, resolve
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="legonn train",
+        description=__doc__,
+        epilog="Any config value can be overridden as --section.key value, e.g. --optim.lr 5e-4 --trainer.max_steps 1000. "
+        "Multi-process: torchrun --nproc_per_node N -m legonn train ...",
+    )
+    p.add_argument("--config", help="YAML config (model, data, batching, optim, scheduler, trainer)")
+    p.add_argument("--exp_dir", help="experiment directory; rerunning with the same dir resumes")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--print_config", action="store_true", help="print the resolved config and exit")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args, overrides = parser().parse_known_args(argv)
+    config = resolve(args.config, overrides)
+    if args.print_config:
+        sys.stdout.write(dump(config))
+        return 0
+    if not args.exp_dir:
+        parser().error("--exp_dir is required (name the experiment explicitly)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    from legonn.trainer import train
+
+    train(config, args.exp_dir, args.device)
+    return 0

@@ -1,0 +1,158 @@
+"""Training configuration: YAML file + defaults + ``--section.key value`` command-line overrides.
+
+Every key outside ``model`` must exist in DEFAULTS, so a typo is an error, not a silent default.
+Model conf values ``vocab:<stream>`` and ``dim:input`` are filled from the data, as ESPnet fills
+vocabulary sizes from its token lists.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from legonn.errors import LegonnError
+
+DEFAULTS: dict[str, Any] = {
+    "model": [],
+    "data": {
+        "train": None,  # Kaldi-style data dir
+        "valid": None,
+        "input": None,  # {file: text.de, vocab: bpe.model} or {file: feats.scp, cmvn: cmvn.ark}
+        "targets": {},  # stream name -> {file, vocab}
+        "max_input_length": None,
+        "max_target_length": None,
+    },
+    "batching": {"max_tokens": 4000, "max_sentences": None, "shuffle": True, "seed": 1},
+    "optim": {
+        "lr": 1.0e-3,
+        "betas": [0.9, 0.999],
+        "eps": 1.0e-9,
+        "weight_decay": 0.0,
+        "clip_norm": 5.0,
+        "accum_grad": 1,
+        "label_smoothing": 0.1,
+    },
+    "scheduler": {
+        "type": "inverse_sqrt",  # inverse_sqrt | tristage | constant
+        "warmup_steps": 4000,
+        "warmup_init_lr": 1.0e-7,
+        # tristage (fractions of optim.lr at the start and the end of the schedule)
+        "hold_steps": 0,
+        "decay_steps": 0,
+        "init_lr_scale": 0.01,
+        "final_lr_scale": 0.05,
+    },
+    "trainer": {
+        "max_epochs": 100,
+        "max_steps": None,
+        "valid_every_steps": None,  # None: validate once an epoch
+        "log_every_steps": 50,
+        "keep_best": 5,
+        "best_metric": "loss",  # loss | accuracy (of the final module) ...
+        "seed": 1,
+        "freeze": [],  # module names whose parameters are not updated
+        "init_modules": {},  # module name -> artifact folder to start from
+        "patience": None,  # stop after this many validations without improvement
+    },
+}
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise LegonnError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise LegonnError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise LegonnError(f"{path}: the config must be a mapping of sections")
+    return data
+
+
+def _merge(base: dict, update: dict, where: str, source: str) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        path = f"{where}.{key}" if where else key
+        if key not in base:
+            close = difflib.get_close_matches(key, list(base), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise LegonnError(f"{source}: unknown config key '{path}'{hint}")
+        if isinstance(base[key], dict) and base[key] and isinstance(value, dict):
+            out[key] = _merge(base[key], value, path, source)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """``--optim.lr 5e-4 --trainer.freeze [encoder]`` -> nested dict (values parsed as YAML)."""
+    nested: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or "." not in arg:
+            raise LegonnError(f"unexpected argument '{arg}' (overrides look like --section.key value)")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                raise LegonnError(f"override '{arg}' needs a value")
+            value, i = args[i + 1], i + 1
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+        i += 1
+    return nested
+
+
+def resolve(config_file: str | os.PathLike | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    config = copy.deepcopy(DEFAULTS)
+    if config_file is not None:
+        config = _merge(config, load_yaml(config_file), "", str(config_file))
+    if overrides:
+        config = _merge(config, parse_overrides(overrides), "", "command line")
+    return config
+
+
+def dump(config: dict[str, Any]) -> str:
+    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def fill_placeholders(model: list[dict[str, Any]], sizes: dict[str, int]) -> list[dict[str, Any]]:
+    """Replace ``vocab:<stream>`` / ``dim:input`` strings in module confs with measured sizes."""
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if isinstance(value, str) and (value.startswith("vocab:") or value == "dim:input"):
+            if value not in sizes:
+                raise LegonnError(f"model: '{value}' names no stream of the data section (known: {', '.join(sorted(sizes))})")
+            return sizes[value]
+        return value
+
+    return fill(copy.deepcopy(model))

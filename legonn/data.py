@@ -1,0 +1,268 @@
+"""Kaldi-style data directories -> token/feature tensors -> length-bucketed batches.
+
+A data directory holds Kaldi "table" files, one ``utt_id value`` per line: ``text``-like files
+for token streams (MT source, BPE or phoneme targets) and ``feats.scp`` for speech features
+(read with kaldiio). Which file feeds which stream is the config's choice, so one directory
+serves every module of a chain.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import torch
+
+from legonn.errors import LegonnError
+from legonn.vocab import PAD, Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+def read_table(path: str | os.PathLike, allow_empty_value: bool = True) -> dict[str, str]:
+    """``utt_id value`` lines -> dict, refusing duplicates and id-less lines with file:line."""
+    path = Path(path)
+    if not path.is_file():
+        raise LegonnError(f"{path}: file not found")
+    table: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            key, _, value = line.partition(" ")
+            if not key or key != key.strip():
+                raise LegonnError(f"{path}:{n}: line does not start with an utterance id")
+            if key in table:
+                raise LegonnError(f"{path}:{n}: utterance id '{key}' appears twice")
+            if not value.strip() and not allow_empty_value:
+                raise LegonnError(f"{path}:{n}: utterance '{key}' has an empty value")
+            table[key] = value.strip()
+    if not table:
+        raise LegonnError(f"{path}: no entries")
+    return table
+
+
+def load_vocab(spec: str | os.PathLike) -> Vocabulary:
+    return Vocabulary.load(spec)
+
+
+class GlobalCMVN:
+    """Global mean/variance normalisation from Kaldi-format stats (2 x (D+1): sums, squares, count)."""
+
+    def __init__(self, stats_path: str | os.PathLike):
+        import kaldiio
+
+        try:
+            stats = np.asarray(kaldiio.load_mat(str(stats_path)), dtype=np.float64)
+        except Exception as exc:
+            raise LegonnError(f"{stats_path}: cannot read CMVN stats ({exc})") from None
+        if stats.ndim != 2 or stats.shape[0] != 2:
+            raise LegonnError(f"{stats_path}: CMVN stats must be a 2 x (dim+1) matrix, got {stats.shape}")
+        count = stats[0, -1]
+        mean = stats[0, :-1] / count
+        var = np.maximum(stats[1, :-1] / count - mean**2, 1e-10)
+        self.mean = mean.astype(np.float32)
+        self.inv_std = (1.0 / np.sqrt(var)).astype(np.float32)
+
+    def __call__(self, feats: np.ndarray) -> np.ndarray:
+        return (feats - self.mean) * self.inv_std
+
+
+@dataclass
+class StreamSpec:
+    """One stream of a data dir: token text read through a vocabulary, or features."""
+
+    file: str
+    vocab: Optional[str] = None  # token list or sentencepiece .model; None: features (kaldiio scp)
+    cmvn: Optional[str] = None
+
+
+class FeatureStream:
+    def __init__(self, data_dir: Path, spec: StreamSpec):
+        import kaldiio
+
+        self.scp = data_dir / spec.file
+        self.table = read_table(self.scp, allow_empty_value=False)
+        self.loader = kaldiio.load_scp(str(self.scp))
+        self.cmvn = GlobalCMVN(spec.cmvn) if spec.cmvn else None
+        self.lengths = self._lengths(data_dir)
+
+    def _lengths(self, data_dir: Path) -> dict[str, int]:
+        frames_file = data_dir / "utt2num_frames"
+        if frames_file.is_file():
+            return {k: int(v) for k, v in read_table(frames_file).items()}
+        log.info("%s: no utt2num_frames; reading every matrix once to learn lengths", data_dir)
+        return {k: int(self.loader[k].shape[0]) for k in self.table}
+
+    def dim(self) -> int:
+        return int(self.load(next(iter(self.table))).shape[1])
+
+    def load(self, utt: str) -> np.ndarray:
+        try:
+            feats = np.asarray(self.loader[utt], dtype=np.float32)
+        except Exception as exc:
+            raise LegonnError(f"{self.scp}: cannot read features of '{utt}' ({exc})") from None
+        return self.cmvn(feats) if self.cmvn is not None else feats
+
+
+class TokenStream:
+    def __init__(self, data_dir: Path, spec: StreamSpec):
+        if spec.vocab is None:
+            raise LegonnError(f"{data_dir / spec.file}: a text stream needs a 'vocab'")
+        self.path = data_dir / spec.file
+        self.vocab = load_vocab(spec.vocab)
+        self.ids = {utt: np.asarray(self.vocab.encode(text), dtype=np.int64) for utt, text in read_table(self.path).items()}
+        self.lengths = {utt: len(ids) for utt, ids in self.ids.items()}
+        unk = sum(int((ids == 1).sum()) for ids in self.ids.values())
+        total = sum(self.lengths.values())
+        if total and unk / total > 0.01:
+            log.warning("%s: %.1f%% of tokens are <unk> under %s", self.path, 100 * unk / total, spec.vocab)
+
+    def load(self, utt: str) -> np.ndarray:
+        return self.ids[utt]
+
+
+def open_stream(data_dir: Path, spec: StreamSpec):
+    return FeatureStream(data_dir, spec) if spec.vocab is None else TokenStream(data_dir, spec)
+
+
+@dataclass
+class Batch:
+    utt_ids: list[str]
+    inputs: torch.Tensor  # (B, T) ids or (B, T, F) features
+    input_lengths: torch.Tensor
+    targets: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(
+            self.utt_ids,
+            self.inputs.to(device),
+            self.input_lengths.to(device),
+            {k: (t.to(device), n.to(device)) for k, (t, n) in self.targets.items()},
+        )
+
+
+def pad(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(a) for a in arrays], dtype=torch.long)
+    out = np.full((len(arrays), int(lengths.max()), *arrays[0].shape[1:]), PAD, dtype=arrays[0].dtype)
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = a
+    return torch.from_numpy(out), lengths
+
+
+class ChainDataset:
+    """The utterances of one data dir that have an input and every target stream."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        input_spec: StreamSpec,
+        target_specs: dict[str, StreamSpec],
+        max_input_length: Optional[int] = None,
+        max_target_length: Optional[int] = None,
+        require_targets: bool = True,
+    ):
+        self.dir = Path(data_dir)
+        if not self.dir.is_dir():
+            raise LegonnError(f"{self.dir}: data directory not found")
+        self.input = open_stream(self.dir, input_spec)
+        self.targets = {name: open_stream(self.dir, spec) for name, spec in target_specs.items()} if require_targets else {}
+        utts = set(self.input.lengths)
+        for name, stream in self.targets.items():
+            missing = utts - set(stream.lengths)
+            if missing:
+                log.warning("%s: %d utterance(s) of the input have no '%s' target; dropped", self.dir, len(missing), name)
+            utts &= set(stream.lengths)
+        dropped = 0
+        keep = []
+        for utt in sorted(utts):
+            too_long = max_input_length is not None and self.input.lengths[utt] > max_input_length
+            too_long |= max_target_length is not None and any(s.lengths[utt] > max_target_length for s in self.targets.values())
+            empty = self.input.lengths[utt] == 0 or any(s.lengths[utt] == 0 for s in self.targets.values())
+            if too_long or empty:
+                dropped += 1
+            else:
+                keep.append(utt)
+        if dropped:
+            log.info("%s: %d utterance(s) left out as empty or over the length limits", self.dir, dropped)
+        if not keep:
+            raise LegonnError(f"{self.dir}: no usable utterances (check the stream files and length limits)")
+        self.utts = keep
+        self.input_lengths = np.array([self.input.lengths[u] for u in keep], dtype=np.int64)
+        self.target_lengths = np.array(
+            [max((s.lengths[u] for s in self.targets.values()), default=0) for u in keep], dtype=np.int64
+        )
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def collate(self, indices: list[int]) -> Batch:
+        utts = [self.utts[i] for i in indices]
+        inputs, input_lengths = pad([self.input.load(u) for u in utts])
+        targets = {name: pad([s.load(u) for u in utts]) for name, s in self.targets.items()}
+        return Batch(utts, inputs, input_lengths, targets)
+
+
+def make_batches(
+    input_lengths: np.ndarray,
+    target_lengths: np.ndarray,
+    max_tokens: int,
+    max_sentences: Optional[int] = None,
+    seed: int = 0,
+    epoch: int = 0,
+    shuffle: bool = True,
+) -> list[list[int]]:
+    """Bucket by length so batches carry little padding; cap padded positions at ``max_tokens``.
+
+    Ties are broken randomly and batch order is shuffled, both from (seed, epoch), so an
+    epoch's batches can be rebuilt exactly when training resumes mid-epoch.
+    """
+    n = len(input_lengths)
+    rng = np.random.default_rng([seed, epoch])
+    tie = rng.permutation(n) if shuffle else np.arange(n)
+    order = np.lexsort((tie, target_lengths, input_lengths))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for idx in order:
+        size = int(max(input_lengths[idx], target_lengths[idx]))
+        grow = max(longest, size)
+        full = max_sentences is not None and len(current) >= max_sentences
+        if current and (grow * (len(current) + 1) > max_tokens or full):
+            batches.append(current)
+            current, grow = [], size
+        current.append(int(idx))
+        longest = grow
+    if current:
+        batches.append(current)
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def shard(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
+    """Every rank gets the same number of batches (the list wraps around to fill the last round)."""
+    if world == 1:
+        return batches
+    per_rank = math.ceil(len(batches) / world)
+    padded = batches + batches[: per_rank * world - len(batches)]
+    return padded[rank::world]
+
+
+def iterate(dataset: ChainDataset, batches: list[list[int]], start: int = 0) -> Iterator[Batch]:
+    for indices in batches[start:]:
+        yield dataset.collate(indices)
+
+
+def stream_spec(raw: Any, where: str) -> StreamSpec:
+    if not isinstance(raw, dict) or "file" not in raw:
+        raise LegonnError(f"{where}: expected a mapping with 'file' (and 'vocab' for text, 'cmvn' for features)")
+    unknown = set(raw) - {"file", "vocab", "cmvn"}
+    if unknown:
+        raise LegonnError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: file, vocab, cmvn)")
+    return StreamSpec(raw["file"], raw.get("vocab"), raw.get("cmvn"))

@@ -1,0 +1,68 @@
+"""Output length controller (paper §III-C1, Eq. 12-16).
+
+K = min(max_len, ceil(factor * T)) positional queries (sinusoidal + learnable) attend to the
+encoder states through self-attention + cross-attention + FFN blocks, so a module's output
+length follows a fractional ratio of its input length: up-sampling MT sources (factor 2) or
+down-sampling speech frames (factor 1/1.5) towards the lengths a decoder was trained on.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Union
+
+import torch
+from torch import nn
+
+from legonn.mask import padding_mask
+from legonn.positional import LearnablePE, SinusoidalPE
+from legonn.transformer import TransformerCrossStack
+
+Factor = Union[float, int, str]
+
+
+def parse_factor(factor: Factor) -> Fraction:
+    """2, 0.5, "1/1.5" or "2/3" -> an exact fraction, so ceil(factor*T) has no float surprises."""
+    try:
+        if isinstance(factor, str) and "/" in factor:
+            num, den = factor.split("/")
+            value = Fraction(num.strip()) / Fraction(den.strip())
+        else:
+            value = Fraction(str(factor))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"OLC factor '{factor}' is not a number or a ratio like 1/1.5") from None
+    if value <= 0:
+        raise ValueError(f"OLC factor must be positive, got {factor}")
+    return value.limit_denominator(1_000_000)
+
+
+class OutputLengthController(nn.Module):
+    def __init__(
+        self,
+        d_model: int,
+        factor: Factor,
+        max_len: int,
+        heads: int = 4,
+        d_ff: int = 1024,
+        layers: int = 2,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.factor = parse_factor(factor)
+        self.factor_spec = str(factor)
+        self.max_len = max_len
+        self.sinusoidal = SinusoidalPE(d_model)
+        self.learnable = LearnablePE(d_model, max_len)
+        self.blocks = TransformerCrossStack(d_model, heads, d_ff, layers, dropout, attention_dropout)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        num, den = self.factor.numerator, self.factor.denominator
+        k = torch.div(lengths * num + den - 1, den, rounding_mode="floor")  # exact ceil
+        return k.clamp(min=1, max=self.max_len)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out_lengths = self.output_lengths(lengths)
+        k = int(out_lengths.max())
+        queries = (self.sinusoidal(k) + self.learnable(k)).unsqueeze(0).expand(x.size(0), -1, -1)
+        h = self.blocks(queries, padding_mask(out_lengths, k), x, padding_mask(lengths, x.size(1)))
+        return h, out_lengths

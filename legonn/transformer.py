@@ -1,0 +1,199 @@
+"""Pre-LN transformer blocks (paper Eq. 10-11, 13-16) with key/value caching for decoding.
+
+Every block normalises before its residual branch; every stack ends in a final LayerNorm.
+Masks follow one convention: ``*_padding`` tensors are (B, T) bool with True at padding.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Cache = dict[str, torch.Tensor]
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention through ``scaled_dot_product_attention``.
+
+    Self-attention projects q, k, v with one fused matrix; cross-attention projects k, v of the
+    memory once, which the decoding cache keeps for every later step.
+    """
+
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0, cross: bool = False):
+        super().__init__()
+        if d_model % heads:
+            raise ValueError(f"d_model {d_model} is not divisible by {heads} heads")
+        self.heads, self.d_head, self.cross, self.dropout = heads, d_model // heads, cross, dropout
+        if cross:
+            self.q_proj = nn.Linear(d_model, d_model)
+            self.kv_proj = nn.Linear(d_model, 2 * d_model)
+        else:
+            self.qkv_proj = nn.Linear(d_model, 3 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, self.heads, self.d_head).transpose(1, 2)
+
+    def project_memory(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = self.kv_proj(memory).chunk(2, dim=-1)
+        return self._split(k), self._split(v)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: Optional[torch.Tensor] = None,
+        key_padding: Optional[torch.Tensor] = None,
+        causal: bool = False,
+        cache: Optional[Cache] = None,
+    ) -> torch.Tensor:
+        """x: (B, Tq, D). With ``cache``, x holds only the newest step(s) and keys accumulate."""
+        if self.cross:
+            q = self._split(self.q_proj(x))
+            if cache is not None and "k" in cache:
+                k, v = cache["k"], cache["v"]
+            else:
+                k, v = self.project_memory(memory)
+                if cache is not None:
+                    cache["k"], cache["v"] = k, v
+        else:
+            q, k, v = (self._split(t) for t in self.qkv_proj(x).chunk(3, dim=-1))
+            if cache is not None:
+                if "k" in cache:
+                    k = torch.cat([cache["k"], k], dim=2)
+                    v = torch.cat([cache["v"], v], dim=2)
+                cache["k"], cache["v"] = k, v
+        mask = None
+        if key_padding is not None:
+            mask = ~key_padding[:, None, None, :]
+        if causal and q.size(2) > 1:
+            tq, tk = q.size(2), k.size(2)
+            future = torch.ones(tq, tk, dtype=torch.bool, device=x.device).triu(tk - tq + 1)
+            mask = ~future if mask is None else mask & ~future
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        b, _, tq, _ = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(b, tq, self.heads * self.d_head))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, d_ff)
+        self.fc2 = nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.dropout(F.relu(self.fc1(x))))
+
+
+class EncoderLayer(nn.Module):
+    """x = x + MHA(LN x); x = x + FFN(LN x)   (Eq. 10-11)."""
+
+    def __init__(self, d_model: int, heads: int, d_ff: int, dropout: float = 0.1, attention_dropout: float = 0.0):
+        super().__init__()
+        self.self_norm = nn.LayerNorm(d_model)
+        self.self_attn = MultiHeadAttention(d_model, heads, attention_dropout)
+        self.ffn_norm = nn.LayerNorm(d_model)
+        self.ffn = FeedForward(d_model, d_ff, dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, padding: Optional[torch.Tensor]) -> torch.Tensor:
+        x = x + self.dropout(self.self_attn(self.self_norm(x), key_padding=padding))
+        return x + self.dropout(self.ffn(self.ffn_norm(x)))
+
+
+class CrossAttentionLayer(nn.Module):
+    """Self-attention, cross-attention to a memory, FFN (Eq. 13-16; the decoder's layer when causal)."""
+
+    def __init__(self, d_model: int, heads: int, d_ff: int, dropout: float = 0.1, attention_dropout: float = 0.0):
+        super().__init__()
+        self.self_norm = nn.LayerNorm(d_model)
+        self.self_attn = MultiHeadAttention(d_model, heads, attention_dropout)
+        self.cross_norm = nn.LayerNorm(d_model)
+        self.cross_attn = MultiHeadAttention(d_model, heads, attention_dropout, cross=True)
+        self.ffn_norm = nn.LayerNorm(d_model)
+        self.ffn = FeedForward(d_model, d_ff, dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        padding: Optional[torch.Tensor],
+        memory: torch.Tensor,
+        memory_padding: Optional[torch.Tensor],
+        causal: bool = False,
+        cache: Optional[dict[str, Cache]] = None,
+    ) -> torch.Tensor:
+        self_cache = cross_cache = None
+        if cache is not None:
+            self_cache, cross_cache = cache.setdefault("self", {}), cache.setdefault("cross", {})
+        x = x + self.dropout(self.self_attn(self.self_norm(x), key_padding=padding, causal=causal, cache=self_cache))
+        x = x + self.dropout(
+            self.cross_attn(self.cross_norm(x), memory=memory, key_padding=memory_padding, cache=cross_cache)
+        )
+        return x + self.dropout(self.ffn(self.ffn_norm(x)))
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of pre-LN self-attention blocks and a final LayerNorm."""
+
+    def __init__(self, d_model: int, heads: int, d_ff: int, layers: int, dropout: float = 0.1, attention_dropout: float = 0.0):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            EncoderLayer(d_model, heads, d_ff, dropout, attention_dropout) for _ in range(layers)
+        )
+        self.final_norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor, padding: Optional[torch.Tensor]) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, padding)
+        return self.final_norm(x)
+
+
+class TransformerCrossStack(nn.Module):
+    """A stack of self+cross-attention blocks and a final LayerNorm: the OLC and the decoder."""
+
+    def __init__(
+        self,
+        d_model: int,
+        heads: int,
+        d_ff: int,
+        layers: int,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        causal: bool = False,
+    ):
+        super().__init__()
+        self.causal = causal
+        self.layers = nn.ModuleList(
+            CrossAttentionLayer(d_model, heads, d_ff, dropout, attention_dropout) for _ in range(layers)
+        )
+        self.final_norm = nn.LayerNorm(d_model)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        padding: Optional[torch.Tensor],
+        memory: torch.Tensor,
+        memory_padding: Optional[torch.Tensor],
+        cache: Optional[list[dict[str, Cache]]] = None,
+    ) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            layer_cache = None if cache is None else cache[i]
+            x = layer(x, padding, memory, memory_padding, causal=self.causal, cache=layer_cache)
+        return self.final_norm(x)
+
+    def new_cache(self) -> list[dict[str, Cache]]:
+        return [{} for _ in self.layers]
+
+
+def reorder_cache(cache: list[dict[str, Cache]], order: torch.Tensor) -> list[dict[str, Cache]]:
+    """Select batch rows of every cached key/value (beam search keeps the surviving hypotheses)."""
+    return [
+        {part: {name: t.index_select(0, order) for name, t in tensors.items()} for part, tensors in layer.items()}
+        for layer in cache
+    ]

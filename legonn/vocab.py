@@ -1,0 +1,126 @@
+"""Module vocabularies: the designer-chosen symbol sets that LegoNN modules talk in.
+
+Every vocabulary, token list or sentencepiece, starts with the same three symbols:
+index 0 ``<blank>`` (the CTC blank, also padding), 1 ``<unk>``, 2 ``<sos/eos>``.
+Its identity is the SHA-256 of its ordered token list: two modules may be chained when the
+producer's output checksum equals the consumer's input checksum.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Iterable, Optional
+
+from legonn.errors import LegonnError
+
+BLANK, UNK, SOS, EOS = 0, 1, 2, 2
+PAD = BLANK
+SPECIALS = ("<blank>", "<unk>", "<sos/eos>")
+
+
+class Vocabulary:
+    def __init__(self, tokens: list[str], spm_model: Optional[str] = None, source: str = "<memory>"):
+        if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
+            raise LegonnError(f"{source}: a vocabulary must start with {', '.join(SPECIALS)}")
+        seen: dict[str, int] = {}
+        for i, tok in enumerate(tokens):
+            if not tok or any(c.isspace() for c in tok):
+                raise LegonnError(f"{source}:{i + 1}: token '{tok}' is empty or contains whitespace")
+            if tok in seen:
+                raise LegonnError(f"{source}:{i + 1}: token '{tok}' repeats line {seen[tok] + 1}")
+            seen[tok] = i
+        self.tokens = list(tokens)
+        self.index = seen
+        self.spm_model = spm_model
+        self.source = source
+        self._spm = None
+        if spm_model is not None:
+            import sentencepiece as spm
+
+            self._spm = spm.SentencePieceProcessor(model_file=str(spm_model))
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def kind(self) -> str:
+        return "sentencepiece" if self._spm is not None else "tokens"
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256("\n".join(self.tokens).encode("utf-8")).hexdigest()
+
+    @classmethod
+    def from_token_list(cls, path: str | os.PathLike) -> "Vocabulary":
+        """One token per line; the first lines must be the shared special symbols."""
+        path = Path(path)
+        if not path.is_file():
+            raise LegonnError(f"{path}: token list not found")
+        tokens = path.read_text(encoding="utf-8").splitlines()
+        return cls(tokens, source=str(path))
+
+    @classmethod
+    def from_symbols(cls, symbols: Iterable[str]) -> "Vocabulary":
+        return cls(list(SPECIALS) + [s for s in symbols if s not in SPECIALS])
+
+    @classmethod
+    def from_sentencepiece(cls, model: str | os.PathLike) -> "Vocabulary":
+        """Specials, then every piece of the model except its own control and unknown pieces."""
+        model = Path(model)
+        if not model.is_file():
+            raise LegonnError(f"{model}: sentencepiece model not found")
+        import sentencepiece as spm
+
+        try:
+            sp = spm.SentencePieceProcessor(model_file=str(model))
+        except (RuntimeError, OSError) as exc:
+            raise LegonnError(f"{model}: not a sentencepiece model ({exc})") from None
+        pieces = [
+            sp.id_to_piece(i)
+            for i in range(sp.get_piece_size())
+            if not (sp.is_control(i) or sp.is_unknown(i))
+        ]
+        return cls(list(SPECIALS) + pieces, spm_model=str(model), source=str(model))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Vocabulary":
+        """A ``.model`` file is sentencepiece; anything else is a token list."""
+        return cls.from_sentencepiece(path) if str(path).endswith(".model") else cls.from_token_list(path)
+
+    def encode(self, text: str) -> list[int]:
+        pieces = self._spm.encode(text, out_type=str) if self._spm is not None else text.split()
+        return [self.index.get(p, UNK) for p in pieces]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        pieces = [self.tokens[i] for i in ids if i >= len(SPECIALS) or i == UNK]
+        if self._spm is not None:
+            return self._spm.decode_pieces(["<unk>" if p == "<unk>" else p for p in pieces])
+        return " ".join(pieces)
+
+    def save(self, directory: str | os.PathLike, prefix: str) -> dict:
+        """Write the token list (and the sentencepiece model) into ``directory``; return its manifest."""
+        directory = Path(directory)
+        tokens_file = f"{prefix}.tokens.txt"
+        (directory / tokens_file).write_text("\n".join(self.tokens) + "\n", encoding="utf-8")
+        manifest = {"tokens": tokens_file, "size": len(self), "sha256": self.checksum, "sentencepiece": None}
+        if self.spm_model is not None:
+            spm_file = f"{prefix}.spm.model"
+            shutil.copyfile(self.spm_model, directory / spm_file)
+            manifest["sentencepiece"] = spm_file
+        return manifest
+
+    @classmethod
+    def from_manifest(cls, directory: str | os.PathLike, manifest: dict) -> "Vocabulary":
+        directory = Path(directory)
+        if manifest.get("sentencepiece"):
+            vocab = cls.from_sentencepiece(directory / manifest["sentencepiece"])
+        else:
+            vocab = cls.from_token_list(directory / manifest["tokens"])
+        if vocab.checksum != manifest["sha256"]:
+            raise LegonnError(
+                f"{directory / manifest['tokens']}: vocabulary checksum {vocab.checksum[:12]} does not match "
+                f"the recorded {manifest['sha256'][:12]} (file edited or replaced)"
+            )
+        return vocab
