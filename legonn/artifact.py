@@ -36,7 +36,9 @@ def _interface(module: nn.Module, side: str, vocab: Optional[Vocabulary], direct
     size = getattr(module, f"{side}_vocab_size", None)
     entry: dict[str, Any] = {"kind": kind, "vocab": None}
     if kind in (HIDDEN,):
-        entry["dim"] = module.d_model
+        # A baseline decoder reads states of its ingestor's input width (input_dim), not its own d_model.
+        ingestor = getattr(module, "ingestor", None) if side == "input" else None
+        entry["dim"] = getattr(ingestor, "input_dim", module.d_model)
     if size is not None:
         if vocab is None:
             raise LegonnError(f"module has a {size}-symbol {side} vocabulary: pass it to save it with the module")
@@ -136,6 +138,8 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise LegonnError(f"{meta_file}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(meta, dict):
+        raise LegonnError(f"{meta_file}: not a legonn module description (a JSON {type(meta).__name__}, not an object)")
     if meta.get("format") != FORMAT:
         raise LegonnError(f"{meta_file}: not a legonn module description (format {meta.get('format')!r})")
     if meta.get("format_version", 0) > FORMAT_VERSION:

@@ -36,6 +36,8 @@ NEG_INF = float("-inf")
 
 Lengths = Union[torch.Tensor, Sequence[int], None]
 
+__all__ = ["Hypothesis", "beam_search", "greedy_search", "output_limits"]
+
 
 @dataclass
 class Hypothesis:
@@ -140,6 +142,7 @@ def beam_search(
     token_lps = torch.zeros(bsz * k, 0, device=device)  # log-probability of each token so far
     scores = torch.zeros(bsz, k, device=device)
     scores[:, 1:] = NEG_INF  # all beams start identical: expand only the first one
+    counts = torch.zeros(bsz, dtype=torch.long, device=device)  # finished hypotheses per sentence
     beam_range = torch.arange(k, device=device)
     slot_range = torch.arange(2 * k, device=device)
 
@@ -166,19 +169,18 @@ def beam_search(
             owners = sent.index_select(0, which).tolist()
             norm = float(step + 1) ** length_penalty
             for owner, toks, lps, total, eos_lp in zip(owners, prefixes, prefix_lps, totals, last):
-                hyps = finished[owner]
-                if len(hyps) < k:
-                    hyps.append(Hypothesis(toks, total / norm, total, lps + [eos_lp]))
+                if len(finished[owner]) < k:
+                    finished[owner].append(Hypothesis(toks, total / norm, total, lps + [eos_lp]))
+            counts = torch.tensor([len(finished[s]) for s in sent.tolist()], device=device)
 
         # The first `beam` non-<eos> candidates live on (there are at least `beam` of the 2 * beam).
         rank = cand_is_eos.long() * (2 * k) + slot_range
-        keep_slot = rank.topk(k, dim=1, largest=False).indices.sort(dim=1).values
+        keep_slot = rank.topk(k, dim=1, largest=False).indices  # ascending rank: still best first
         new_beam = cand_beam.gather(1, keep_slot)
         new_tok = cand_tok.gather(1, keep_slot)
         new_scores = cand_scores.gather(1, keep_slot)
         new_lp = cand_lp.gather(1, keep_slot)
 
-        counts = torch.tensor([len(finished[int(s)]) for s in sent.tolist()], device=device)
         done = (counts >= k) | (limit <= step) | ~torch.isfinite(new_scores).any(1)
         if bool(done.all()):
             break
@@ -195,7 +197,7 @@ def beam_search(
             memory = memory.index_select(0, kept_rows)
             if memory_padding is not None:
                 memory_padding = memory_padding.index_select(0, kept_rows)
-            sent, limit = sent.index_select(0, keep), limit.index_select(0, keep)
+            sent, limit, counts = sent.index_select(0, keep), limit.index_select(0, keep), counts.index_select(0, keep)
 
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 
@@ -226,6 +228,7 @@ def greedy_search(
     cache = decoder.new_cache() if use_cache else None
     tokens = torch.full((bsz, 1), SOS, dtype=torch.long, device=device)
     token_lps = torch.zeros(bsz, 0, device=device)
+    total = torch.zeros(bsz, device=device)  # summed in float32 step by step, as beam_search does
     done = torch.zeros(bsz, dtype=torch.bool, device=device)
     out_len = limit.clone()  # tokens before <eos>
 
@@ -236,6 +239,7 @@ def greedy_search(
         best_lp = best_lp.masked_fill(done, 0.0)
         tokens = torch.cat([tokens, best_tok.unsqueeze(1)], dim=1)
         token_lps = torch.cat([token_lps, best_lp.unsqueeze(1)], dim=1)
+        total = total + best_lp
         ended = ~done & (best_tok == EOS)
         out_len = torch.where(ended, torch.full_like(out_len, step), out_len)
         done |= ended
@@ -243,8 +247,6 @@ def greedy_search(
             break
 
     hyps = []
-    for toks, lps, n in zip(tokens[:, 1:].tolist(), token_lps.tolist(), out_len.tolist()):
-        positional = lps[: n + 1]
-        total = float(sum(positional))
-        hyps.append(Hypothesis(toks[:n], total / float(n + 1) ** length_penalty, total, positional))
+    for toks, lps, n, log_prob in zip(tokens[:, 1:].tolist(), token_lps.tolist(), out_len.tolist(), total.tolist()):
+        hyps.append(Hypothesis(toks[:n], log_prob / float(n + 1) ** length_penalty, log_prob, lps[: n + 1]))
     return hyps

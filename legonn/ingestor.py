@@ -97,6 +97,7 @@ class HiddenIngestor(nn.Module):
 
     def __init__(self, d_model: int, input_dim: Optional[int] = None):
         super().__init__()
+        self.input_dim = input_dim or d_model  # the width of the states it reads
         self.proj = nn.Linear(input_dim, d_model) if input_dim and input_dim != d_model else nn.Identity()
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

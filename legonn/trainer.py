@@ -11,79 +11,24 @@ import copy
 import logging
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from legonn import distributed
-from legonn.artifact import load_module
 from legonn.chain import Chain
 from legonn.checkpoint import LAST, CheckpointKeeper, load
-from legonn.config import dump, fill_placeholders, write_atomic
+from legonn.config import dump, write_atomic
 from legonn.ctc import greedy_decode
-from legonn.data import ChainDataset, FeatureStream, TokenStream, iterate, make_batches, shard, stream_spec
+from legonn.data import ChainDataset, iterate, make_batches, shard
 from legonn.errors import LegonnError
+from legonn.experiment import build_experiment
 from legonn.scheduler import build_scheduler
 
 log = logging.getLogger("legonn.train")
-
-
-@dataclass
-class Experiment:
-    config: dict[str, Any]
-    model: Chain
-    train_set: Optional[ChainDataset]
-    valid_set: Optional[ChainDataset]
-
-
-def open_dataset(config: dict[str, Any], split: str) -> ChainDataset:
-    data = config["data"]
-    if not data.get(split):
-        raise LegonnError(f"config: data.{split} (a data directory) is not set")
-    if data.get("input") is None:
-        raise LegonnError("config: data.input is not set (e.g. {file: feats.scp} or {file: text.de, vocab: bpe.model})")
-    targets = {name: stream_spec(spec, f"data.targets.{name}") for name, spec in (data.get("targets") or {}).items()}
-    return ChainDataset(
-        data[split], stream_spec(data["input"], "data.input"), targets, data.get("max_input_length"), data.get("max_target_length")
-    )
-
-
-def stream_sizes(dataset: ChainDataset) -> dict[str, int]:
-    sizes = {f"vocab:{name}": len(s.vocab) for name, s in dataset.targets.items()}
-    if isinstance(dataset.input, TokenStream):
-        sizes["vocab:input"] = len(dataset.input.vocab)
-    elif isinstance(dataset.input, FeatureStream):
-        sizes["dim:input"] = dataset.input.dim()
-    return sizes
-
-
-def build_model(config: dict[str, Any], sizes: dict[str, int]) -> Chain:
-    chain = Chain.from_specs(fill_placeholders(config["model"], sizes), config["optim"]["label_smoothing"])
-    for name, folder in (config["trainer"].get("init_modules") or {}).items():
-        if name not in chain.blocks:
-            raise LegonnError(f"trainer.init_modules: no module named '{name}' (modules: {', '.join(chain.names)})")
-        loaded = load_module(folder)
-        target = chain.blocks[name]
-        if loaded.meta["type"] != target.spec_type or loaded.meta["conf"] != target.spec_conf:
-            raise LegonnError(f"trainer.init_modules.{name}: {folder} has another architecture than module '{name}'")
-        target.load_state_dict(loaded.module.state_dict())
-    for name in config["trainer"].get("freeze") or []:
-        if name not in chain.blocks:
-            raise LegonnError(f"trainer.freeze: no module named '{name}' (modules: {', '.join(chain.names)})")
-        chain.blocks[name].requires_grad_(False)
-    return chain
-
-
-def build_experiment(config: dict[str, Any], with_train: bool = True) -> Experiment:
-    valid_set = open_dataset(config, "valid")
-    train_set = open_dataset(config, "train") if with_train else None
-    model = build_model(config, stream_sizes(train_set or valid_set))
-    return Experiment(config, model, train_set, valid_set)
 
 
 def edit_distance(a: list[int], b: list[int]) -> int:
@@ -312,7 +257,7 @@ def train(config: dict[str, Any], exp_dir: str | Path, device: str = "cpu", stop
                 writer.add_scalar("train/loss", mean, progress["step"])
                 writer.add_scalar("train/lr", lr, progress["step"])
                 for name, term in result.terms.items():
-                    writer.add_scalar(f"train/{name}_loss", float(term.loss), progress["step"])
+                    writer.add_scalar(f"train/{name}_loss", float(term.loss.detach()), progress["step"])
                 bar.set_postfix(loss=f"{mean:.3f}", lr=f"{lr:.2g}")
                 window = {"loss": 0.0, "n": 0, "tokens": 0, "t": time.time()}
             every = tconf["valid_every_steps"]

@@ -113,8 +113,10 @@ def test_wemb_rf1_is_expected_embedding():
     ing = build_module("lego_decoder", {**TINY, "vocab_size": V_OUT, "ingestor": {"type": "wemb", "vocab_size": V_MID, "layers": 0}}).ingestor
     lp = torch.log_softmax(torch.randn(2, 5, V_MID), -1)
     w = ing.conv.weight.squeeze(-1)  # (d_model, V)
-    h = ing.conv(lp.exp().transpose(1, 2)).transpose(1, 2)
-    torch.testing.assert_close(h, lp.exp() @ w.t())
+    h, lengths = ing(lp, torch.tensor([5, 5]))  # no transformer layers: embedding * sqrt(d) + positions
+    want = (lp.exp() @ w.t()) * TINY["d_model"] ** 0.5 + ing.pe(5)
+    torch.testing.assert_close(h, want)
+    assert lengths.tolist() == [5, 5]
 
 
 @pytest.mark.parametrize("rf", [0, 2, -1])

@@ -1,0 +1,131 @@
+"""Shared helpers for the training / checkpoint / decoding tests: a synthetic word-for-word
+"translation" corpus (German words -> English words), tiny model configs, and a way to run
+the ``legonn`` command in a subprocess.
+
+Import the helpers from the test files (``from fixtures import ...``); the pytest fixtures
+defined here (``corpus``, ``trained_exp``) are re-exported by the test files that use them.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import random
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LEXICON = {
+    "haus": "house", "katze": "cat", "hund": "dog", "baum": "tree", "auto": "car", "buch": "book",
+    "tisch": "table", "stuhl": "chair", "wasser": "water", "brot": "bread", "apfel": "apple", "vogel": "bird",
+}
+SPECIALS = ["<blank>", "<unk>", "<sos/eos>"]
+
+
+def _write_split(directory: Path, n: int, rng: random.Random, prefix: str, min_len: int = 2, max_len: int = 6) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    words = sorted(LEXICON)
+    de_lines, en_lines = [], []
+    for i in range(n):
+        sent = [rng.choice(words) for _ in range(rng.randint(min_len, max_len))]
+        utt = f"{prefix}{i:04d}"
+        de_lines.append(f"{utt} {' '.join(sent)}")
+        en_lines.append(f"{utt} {' '.join(LEXICON[w] for w in sent)}")
+    (directory / "text.de").write_text("\n".join(de_lines) + "\n", encoding="utf-8")
+    (directory / "text.en").write_text("\n".join(en_lines) + "\n", encoding="utf-8")
+
+
+def make_corpus(root: Path, n_train: int = 300, n_valid: int = 30, seed: int = 0) -> Path:
+    """``root/{train,valid}/text.{de,en}`` and ``root/{de,en}.txt`` token lists; returns root."""
+    rng = random.Random(seed)
+    _write_split(root / "train", n_train, rng, "tr")
+    _write_split(root / "valid", n_valid, rng, "va")
+    (root / "de.txt").write_text("\n".join(SPECIALS + sorted(LEXICON)) + "\n", encoding="utf-8")
+    (root / "en.txt").write_text("\n".join(SPECIALS + sorted(LEXICON.values())) + "\n", encoding="utf-8")
+    return root
+
+
+def base_config(data: Path, dropout: float = 0.0) -> dict[str, Any]:
+    """The YAML-level config (before defaults): a 2-module chain encoder -> decoder."""
+    return {
+        "model": [
+            {"name": "encoder", "type": "lego_encoder", "target": "en", "conf": {
+                "input": {"type": "embedding", "vocab_size": "vocab:input"},
+                "d_model": 32, "heads": 2, "d_ff": 64, "layers": 2, "dropout": dropout,
+                "olc": {"factor": 2, "max_len": 64, "layers": 1}, "ctc_vocab_size": "vocab:en"}},
+            {"name": "decoder", "type": "lego_decoder", "target": "en", "conf": {
+                "vocab_size": "vocab:en", "ingestor": {"type": "wemb", "vocab_size": "vocab:en", "layers": 1},
+                "d_model": 32, "heads": 2, "d_ff": 64, "layers": 2, "dropout": dropout}},
+        ],
+        "data": {
+            "train": str(data / "train"), "valid": str(data / "valid"),
+            "input": {"file": "text.de", "vocab": str(data / "de.txt")},
+            "targets": {"en": {"file": "text.en", "vocab": str(data / "en.txt")}},
+        },
+        "batching": {"max_tokens": 300},
+        "optim": {"lr": 0.003},
+        "scheduler": {"warmup_steps": 50},
+        "trainer": {"max_epochs": 8, "log_every_steps": 20, "keep_best": 3},
+    }
+
+
+def write_config(path: Path, raw: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def resolved(data: Path, tmp: Path, overrides: Optional[list[str]] = None, dropout: float = 0.0,
+             edit: Optional[dict[str, dict[str, Any]]] = None) -> dict[str, Any]:
+    """Write base_config (with per-section ``edit``s) to ``tmp/conf_*.yaml`` and resolve it."""
+    from legonn.config import resolve
+
+    raw = copy.deepcopy(base_config(data, dropout))
+    for section, values in (edit or {}).items():
+        raw.setdefault(section, {}).update(values)
+    tmp.mkdir(parents=True, exist_ok=True)
+    n = len(list(tmp.glob("conf_*.yaml")))
+    return resolve(write_config(tmp / f"conf_{n}.yaml", raw), overrides or [])
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["OMP_NUM_THREADS"] = "1"
+    env["MKL_NUM_THREADS"] = "1"
+    # torchrun sets these for its workers; never inherit them from a parent run.
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    return env
+
+
+def run_legonn(*args: str, timeout: float = 300, cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "legonn", *map(str, args)],
+        cwd=cwd or ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def state_equal(a: dict, b: dict) -> list[str]:
+    """Keys whose tensors differ (or are missing on one side)."""
+    import torch
+
+    diff = sorted(set(a) ^ set(b))
+    diff += [k for k in sorted(set(a) & set(b)) if not torch.equal(a[k], b[k])]
+    return diff
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("corpus"))

@@ -1,0 +1,128 @@
+"""Output length controller: K = min(max_len, ceil(factor * T)) per batch item, exactly."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+import torch
+
+from legonn.chain import build_module
+from legonn.olc import OutputLengthController, parse_factor
+
+D = 16
+
+
+def exact(factor) -> Fraction:
+    """The factor as the exact rational the user meant (no float arithmetic)."""
+    if isinstance(factor, str) and "/" in factor:
+        num, den = factor.split("/")
+        return Fraction(num) / Fraction(den)
+    if isinstance(factor, float):
+        return Fraction(str(factor)).limit_denominator(1000)  # 1/3 as a float means one third
+    return Fraction(factor)
+
+
+def expected_k(factor, lengths: list[int], cap: int) -> list[int]:
+    f = exact(factor)
+    return [min(cap, math.ceil(f * t)) for t in lengths]
+
+
+def olc(factor, max_len: int) -> OutputLengthController:
+    torch.manual_seed(0)
+    return OutputLengthController(D, factor, max_len, heads=2, d_ff=32, layers=1, dropout=0.0).eval()
+
+
+CASES = [
+    # up-sampling
+    (2, [1, 3, 7, 10], 100),
+    ("2", [5, 4], 100),
+    # down-sampling
+    (0.5, [1, 2, 3, 7, 8], 100),
+    ("1/1.5", [1, 2, 3, 4, 5, 6, 7, 9, 10], 100),  # T=3 -> 2, T=6 -> 4, T=9 -> 6: exactly integral
+    (1 / 3, [1, 2, 3, 4, 6, 7, 9], 100),
+    ("1/3", [3, 6, 10], 100),
+    ("2/3", [3, 4, 30], 100),
+    # factors whose float products land just above an integer (float64 or float32)
+    (1.1, [50, 90, 100, 10], 200),  # 1.1 * 50 = 55.000000000000007 in float64
+    (0.6, [25, 45, 50], 100),  # 0.6 * 25 = 15.000001 in float32
+    ("0.3", [50, 90, 100], 100),  # 0.3 * 50 = 15.000001 in float32
+    # the cap binds for some items only, and for all
+    (2, [2, 3, 10], 5),
+    ("1/1.5", [3, 30, 60], 12),
+    (3, [4, 9], 6),
+]
+
+
+@pytest.mark.parametrize("factor,lengths,cap", CASES)
+def test_output_lengths_and_time_dim(factor, lengths, cap):
+    controller = olc(factor, cap)
+    lens = torch.tensor(lengths)
+    want = expected_k(factor, lengths, cap)
+    assert controller.output_lengths(lens).tolist() == want
+    x = torch.randn(len(lengths), max(lengths), D)
+    h, out_lengths = controller(x, lens)
+    assert out_lengths.tolist() == want
+    assert h.shape == (len(lengths), max(want), D)
+
+
+@pytest.mark.parametrize("factor,lengths,cap", CASES[:6])
+def test_each_item_alone_gets_its_own_length(factor, lengths, cap):
+    controller = olc(factor, cap)
+    for t, k in zip(lengths, expected_k(factor, lengths, cap)):
+        h, out_lengths = controller(torch.randn(1, t, D), torch.tensor([t]))
+        assert out_lengths.tolist() == [k]
+        assert h.size(1) == k
+
+
+def test_cap_binds_for_every_item():
+    controller = olc(2, 4)
+    h, out_lengths = controller(torch.randn(3, 9, D), torch.tensor([9, 5, 3]))
+    assert out_lengths.tolist() == [4, 4, 4]
+    assert h.size(1) == 4
+
+
+@pytest.mark.parametrize(
+    "spec,value",
+    [(2, Fraction(2)), (0.5, Fraction(1, 2)), ("1/1.5", Fraction(2, 3)), ("2/3", Fraction(2, 3)), (1 / 3, Fraction(1, 3)), ("1.5", Fraction(3, 2))],
+)
+def test_parse_factor_is_exact(spec, value):
+    assert parse_factor(spec) == value
+
+
+@pytest.mark.parametrize("bad", ["abc", "1/0", "0", -2, "1/x"])
+def test_parse_factor_rejects_nonsense(bad):
+    with pytest.raises(ValueError):
+        parse_factor(bad)
+
+
+@pytest.mark.parametrize(
+    "input_spec,t,factor,cap",
+    [
+        ({"type": "conv2d", "input_dim": 8, "channels": [4, 4]}, [41, 23, 17], "1/1.5", 100),
+        ({"type": "conv2d", "input_dim": 8, "channels": [4, 4]}, [41, 23, 17], 2, 12),
+        ({"type": "embedding", "vocab_size": 10}, [7, 3, 5], 2, 100),
+        ({"type": "embedding", "vocab_size": 10}, [9, 6, 3], 1 / 3, 100),
+    ],
+)
+def test_encoder_module_lengths_follow_the_olc(input_spec, t, factor, cap):
+    torch.manual_seed(0)
+    enc = build_module(
+        "lego_encoder",
+        {"input": input_spec, "d_model": 16, "heads": 2, "d_ff": 32, "layers": 1, "dropout": 0.0,
+         "olc": {"factor": factor, "max_len": cap, "layers": 1}, "ctc_vocab_size": 7},
+    ).eval()
+    lengths = torch.tensor(t)
+    if input_spec["type"] == "conv2d":
+        x = torch.randn(len(t), max(t), 8)
+        frames = [n // 4 for n in t]
+    else:
+        x = torch.randint(3, 10, (len(t), max(t)))
+        frames = t
+    want = expected_k(factor, frames, cap)
+    out = enc(x, lengths)
+    assert out.lengths.tolist() == want
+    assert out.hidden.shape[:2] == (len(t), max(want))
+    assert out.log_probs.shape == (len(t), max(want), 7)
+    assert enc.output_lengths(lengths).tolist() == want
