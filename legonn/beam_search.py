@@ -4,7 +4,9 @@ Semantics follow fairseq's ``SequenceGenerator``:
 
 * Output length limit per sentence: ``min(floor(max_len_a * source_len + max_len_b), max_len_cap)``
   tokens, <eos> not counted; ``source_len`` defaults to the memory's valid length. At that step
-  <eos> is forced (the hypothesis keeps <eos>'s real log-probability).
+  <eos> is forced (the hypothesis keeps <eos>'s real log-probability). Unlike fairseq, which
+  takes the batch's longest source, each sentence has its own limit, so a sentence's result
+  does not depend on what else is in the batch.
 * ``min_len``: <eos> is forbidden while fewer than ``min_len`` tokens have been produced.
 * ``suppress_eos``: <eos> is forbidden until the length limit, so every output has exactly the
   limit's number of tokens.
@@ -14,7 +16,8 @@ Semantics follow fairseq's ``SequenceGenerator``:
 * Each step takes the top ``2 * beam`` extensions of a sentence's ``beam`` live hypotheses (one
   ``topk`` over beam x vocabulary); <eos> extensions among the first ``beam`` are finished, the
   first ``beam`` other extensions go on. A sentence stops once it has ``beam`` finished
-  hypotheses or reaches its length limit; finished sentences leave the batch.
+  hypotheses or reaches its length limit; finished sentences leave the batch. (As in fairseq,
+  with a length penalty this early stop can miss a longer, better normalised hypothesis.)
 
 Decoders provide ``step`` (incremental, key/value cache), ``decode`` (full teacher-forced pass)
 and ``new_cache``, as ``legonn.decoder.LegoDecoder`` does. Put the decoder in eval mode first.
@@ -92,6 +95,21 @@ def _constrain(
         lprobs[at_limit] = NEG_INF
         lprobs[at_limit, EOS] = eos_lp[at_limit]
     return lprobs
+
+
+def _reorder_cache(cache: list[dict], order: torch.Tensor, kept_rows: Optional[torch.Tensor]) -> list[dict]:
+    """Follow the surviving hypotheses: rows ``order`` of the self-attention keys/values.
+
+    Cross-attention keys/values depend on the memory alone, identical for all beams of a
+    sentence, so reordering beams leaves them be; they follow only sentences leaving the batch
+    (``kept_rows``). This skips copying (B * beam, heads, K, d) tensors at every step.
+    """
+    self_parts = reorder_cache([{p: t for p, t in layer.items() if p != "cross"} for layer in cache], order)
+    for new, old in zip(self_parts, cache):
+        if "cross" in old:
+            cross = old["cross"]
+            new["cross"] = cross if kept_rows is None else {name: t.index_select(0, kept_rows) for name, t in cross.items()}
+    return self_parts
 
 
 def _check_decoder(decoder) -> None:
@@ -190,14 +208,15 @@ def beam_search(
         tokens = torch.cat([tokens.index_select(0, src_rows), new_tok.index_select(0, keep).view(-1, 1)], dim=1)
         token_lps = torch.cat([token_lps.index_select(0, src_rows), new_lp.index_select(0, keep).view(-1, 1)], dim=1)
         scores = new_scores.index_select(0, keep)
-        if cache is not None:
-            cache = reorder_cache(cache, src_rows)
+        kept_rows = None
         if keep.numel() < n:
             kept_rows = ((keep * k).unsqueeze(1) + beam_range).view(-1)
             memory = memory.index_select(0, kept_rows)
             if memory_padding is not None:
                 memory_padding = memory_padding.index_select(0, kept_rows)
             sent, limit, counts = sent.index_select(0, keep), limit.index_select(0, keep), counts.index_select(0, keep)
+        if cache is not None:
+            cache = _reorder_cache(cache, src_rows, kept_rows)
 
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 

@@ -27,6 +27,10 @@ PROG = "legonn"
 
 # Known subcommands, in the order ``legonn --help`` lists them.
 COMMANDS: tuple[str, ...] = (
+    "datadir",
+    "features",
+    "phonemize",
+    "vocab",
     "train",
     "decode",
     "score",

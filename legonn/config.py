@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
         "targets": {},  # stream name -> {file, vocab}
         "max_input_length": None,
         "max_target_length": None,
+        "specaug": None,  # training-set SpecAugment, e.g. {freq_masks: 2, freq_width: 27, time_masks: 2, time_width: 70, time_ratio: 0.2, prob: 1.0} (legonn/specaug.py)
     },
     "batching": {"max_tokens": 4000, "max_sentences": None, "shuffle": True, "seed": 1},
     "optim": {
@@ -62,12 +64,28 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads ``5e-4`` and ``1.0e3`` as floats: PyYAML follows YAML 1.1, where a
+    float needs a dot and a signed exponent, so ``--optim.lr 5e-4`` would be the string '5e-4'."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise LegonnError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = _yaml_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
@@ -109,7 +127,7 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = _yaml_load(value)
         i += 1
     return nested
 

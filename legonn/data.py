@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -166,11 +166,17 @@ class ChainDataset:
         max_input_length: Optional[int] = None,
         max_target_length: Optional[int] = None,
         require_targets: bool = True,
+        augment: Optional[Callable[[np.ndarray], np.ndarray]] = None,  # specaug: applied in collate (training only)
     ):
         self.dir = Path(data_dir)
         if not self.dir.is_dir():
             raise LegonnError(f"{self.dir}: data directory not found")
         self.input = open_stream(self.dir, input_spec)
+        # --- specaug (legonn/specaug.py): augment the CMVN-normalised input features of the training set
+        if augment is not None and not isinstance(self.input, FeatureStream):
+            raise LegonnError(f"{self.dir}: data.specaug needs a feature input (feats.scp), not a token stream")
+        self.augment = augment
+        # --- end specaug
         self.targets = {name: open_stream(self.dir, spec) for name, spec in target_specs.items()} if require_targets else {}
         utts = set(self.input.lengths)
         for name, stream in self.targets.items():
@@ -203,7 +209,10 @@ class ChainDataset:
 
     def collate(self, indices: list[int]) -> Batch:
         utts = [self.utts[i] for i in indices]
-        inputs, input_lengths = pad([self.input.load(u) for u in utts])
+        arrays = [self.input.load(u) for u in utts]
+        if self.augment is not None:  # specaug (training set only; after CMVN)
+            arrays = [self.augment(a) for a in arrays]
+        inputs, input_lengths = pad(arrays)
         targets = {name: pad([s.load(u) for u in utts]) for name, s in self.targets.items()}
         return Batch(utts, inputs, input_lengths, targets)
 

@@ -6,6 +6,7 @@ as the pronunciation model of a three-module ASR system does.
 """
 from __future__ import annotations
 
+import difflib
 from typing import Any, Optional
 
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 import legonn.frontend  # noqa: F401  (registers the input layers)
 import legonn.ingestor  # noqa: F401
 from legonn.ctc import CTCInterface
+from legonn.errors import LegonnError
 from legonn.interface import HIDDEN, MARGINALS, ModuleOutput
 from legonn.mask import padding_mask
 from legonn.olc import OutputLengthController
@@ -29,6 +31,11 @@ def build_input_layer(spec: dict[str, Any], d_model: int, heads: int, d_ff: int,
     if kind in FRONTENDS.names():
         spec.setdefault("dropout", dropout)
         return FRONTENDS.build(kind, spec, d_model=d_model)
+    if kind not in INGESTORS.names():  # suggest from both tables, not from the ingestors alone
+        known = FRONTENDS.names() + INGESTORS.names()
+        close = difflib.get_close_matches(str(kind), known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise LegonnError(f"unknown module input type '{kind}' (known: {', '.join(known)}){hint}")
     for key, value in (("heads", heads), ("d_ff", d_ff), ("dropout", dropout)):
         spec.setdefault(key, value)
     return INGESTORS.build(kind, spec, d_model=d_model)

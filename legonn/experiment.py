@@ -13,6 +13,7 @@ from legonn.checkpoint import LAST, load
 from legonn.config import fill_placeholders
 from legonn.data import ChainDataset, FeatureStream, TokenStream, stream_spec
 from legonn.errors import LegonnError
+from legonn.specaug import SpecAugment
 
 
 @dataclass
@@ -31,8 +32,10 @@ def open_dataset(config: dict[str, Any], split: str) -> ChainDataset:
     if data.get("input") is None:
         raise LegonnError("config: data.input is not set (e.g. {file: feats.scp} or {file: text.de, vocab: bpe.model})")
     targets = {name: stream_spec(spec, f"data.targets.{name}") for name, spec in (data.get("targets") or {}).items()}
+    augment = SpecAugment.from_config(data.get("specaug"), "data.specaug")  # checked for every split, used for train only
     return ChainDataset(
-        data[split], stream_spec(data["input"], "data.input"), targets, data.get("max_input_length"), data.get("max_target_length")
+        data[split], stream_spec(data["input"], "data.input"), targets, data.get("max_input_length"), data.get("max_target_length"),
+        augment=augment if split == "train" else None,
     )
 
 

@@ -116,6 +116,17 @@ def _setup_logging(exp_dir: Path, main: bool) -> None:
 
 def train(config: dict[str, Any], exp_dir: str | Path, device: str = "cpu", stop_at_step: Optional[int] = None) -> dict[str, Any]:
     """Train (or resume) the experiment in ``exp_dir``. ``stop_at_step`` simulates an interruption."""
+    logger = logging.getLogger("legonn")
+    before = list(logger.handlers)
+    try:
+        return _train(config, exp_dir, device, stop_at_step)
+    finally:  # detach this experiment's train.log, so a later train() in the process does not write to it
+        for handler in [h for h in logger.handlers if h not in before]:
+            logger.removeHandler(handler)
+            handler.close()
+
+
+def _train(config: dict[str, Any], exp_dir: str | Path, device: str, stop_at_step: Optional[int]) -> dict[str, Any]:
     info = distributed.setup(device)
     dev = distributed.device_for(device, info)
     exp_dir = Path(exp_dir)
@@ -128,8 +139,6 @@ def train(config: dict[str, Any], exp_dir: str | Path, device: str = "cpu", stop
         diff = _config_diff(yaml.safe_load(saved.read_text()), copy.deepcopy(config))
         if diff:
             raise LegonnError(f"{saved}: this experiment was started with another config ({diff}); use a new --exp_dir")
-    elif info.main:
-        write_atomic(saved, dump(config))
 
     tconf, oconf, bconf = config["trainer"], config["optim"], config["batching"]
     torch.manual_seed(tconf["seed"] + info.rank)
@@ -144,6 +153,8 @@ def train(config: dict[str, Any], exp_dir: str | Path, device: str = "cpu", stop
     trained = [p for p in model.parameters() if p.requires_grad]
     if not trained:
         raise LegonnError("every module is frozen (trainer.freeze): nothing to train")
+    if info.main and not saved.is_file():  # only once the set-up worked: a failed start does not lock exp_dir
+        write_atomic(saved, dump(config))
     optimizer = torch.optim.AdamW(
         trained, lr=oconf["lr"], betas=tuple(oconf["betas"]), eps=oconf["eps"], weight_decay=oconf["weight_decay"]
     )
@@ -165,12 +176,6 @@ def train(config: dict[str, Any], exp_dir: str | Path, device: str = "cpu", stop
     wrapped: nn.Module = model
     if info.world > 1:
         wrapped = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-
-    writer = None
-    if info.main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(exp_dir / "tensorboard"))
 
     def checkpoint(metrics: dict[str, float]) -> None:
         states = distributed.gather(rng_state(), info)
@@ -211,6 +216,12 @@ def train(config: dict[str, Any], exp_dir: str | Path, device: str = "cpu", stop
             log.info("training already finished at step %d", progress["step"])
         distributed.cleanup(info)
         return progress
+
+    writer = None
+    if info.main:  # opened only now: re-running a finished experiment adds no empty event file
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(exp_dir / "tensorboard"))
 
     model.train()
     window = {"loss": 0.0, "n": 0, "tokens": 0, "t": time.time()}
@@ -261,13 +272,15 @@ def train(config: dict[str, Any], exp_dir: str | Path, device: str = "cpu", stop
                 bar.set_postfix(loss=f"{mean:.3f}", lr=f"{lr:.2g}")
                 window = {"loss": 0.0, "n": 0, "tokens": 0, "t": time.time()}
             every = tconf["valid_every_steps"]
-            if every and progress["step"] % every == 0:
+            validated = bool(every and progress["step"] % every == 0)
+            if validated:
                 run_validation()
                 if tconf["patience"] is not None and progress["since_best"] >= tconf["patience"]:
                     log.info("no improvement in %d validations: stopping", tconf["patience"])
                     stopped = True
             if stop_at_step is not None and progress["step"] >= stop_at_step:
-                checkpoint({})
+                if not validated:  # else the validation just saved this step, with its metrics
+                    checkpoint({})
                 bar.close()
                 distributed.cleanup(info)
                 return progress

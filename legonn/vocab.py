@@ -23,7 +23,8 @@ SPECIALS = ("<blank>", "<unk>", "<sos/eos>")
 class Vocabulary:
     def __init__(self, tokens: list[str], spm_model: Optional[str] = None, source: str = "<memory>"):
         if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
-            raise LegonnError(f"{source}: a vocabulary must start with {', '.join(SPECIALS)}")
+            line = next(i for i, want in enumerate(SPECIALS) if i >= len(tokens) or tokens[i] != want) + 1
+            raise LegonnError(f"{source}:{line}: a vocabulary must start with {', '.join(SPECIALS)}")
         seen: dict[str, int] = {}
         for i, tok in enumerate(tokens):
             if not tok or any(c.isspace() for c in tok):

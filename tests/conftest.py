@@ -7,4 +7,4 @@ except ImportError:  # tests that need torch import it themselves and fail/skip 
 
 if torch is not None:
     # Keep the suite's CPU use predictable on small (2-core) machines.
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)

@@ -7,6 +7,7 @@ defined here (``corpus``, ``trained_exp``) are re-exported by the test files tha
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import random
@@ -93,6 +94,25 @@ def resolved(data: Path, tmp: Path, overrides: Optional[list[str]] = None, dropo
     return resolve(write_config(tmp / f"conf_{n}.yaml", raw), overrides or [])
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Train with one intra-op thread: on a small busy machine, more threads only spin and wait."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def single_thread():
+    with one_thread():
+        yield
+
+
 def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -126,6 +146,54 @@ def state_equal(a: dict, b: dict) -> list[str]:
     return diff
 
 
-@pytest.fixture(scope="session")
+def read_scalars(exp_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of a scalar in the experiment's tensorboard event files, by step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    points: dict[int, float] = {}
+    for events in sorted((exp_dir / "tensorboard").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        if tag in acc.Tags()["scalars"]:
+            points.update({e.step: e.value for e in acc.Scalars(tag)})
+    return sorted(points.items())
+
+
+# One corpus and one trained experiment per test session, shared by every test file (a plain
+# module-level cache: a pytest fixture imported into several modules would run once per module).
+_SHARED: dict[str, Any] = {}
+
+
+def shared_corpus(tmp_path_factory) -> Path:
+    if "corpus" not in _SHARED:
+        _SHARED["corpus"] = make_corpus(tmp_path_factory.mktemp("corpus"))
+    return _SHARED["corpus"]
+
+
+SHARED_EPOCHS = 8
+
+
+def shared_experiment(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    """The worked example trained end to end: 8 epochs, validation once an epoch, keep_best 3."""
+    if "exp" not in _SHARED:
+        from legonn.trainer import train
+
+        data = shared_corpus(tmp_path_factory)
+        root = tmp_path_factory.mktemp("shared_exp")
+        config = resolved(data, root, edit={"trainer": {"max_epochs": SHARED_EPOCHS}})
+        with one_thread():
+            progress = train(config, root / "exp")
+        _SHARED["exp"] = (root / "exp", config, progress)
+    exp_dir, config, _ = _SHARED["exp"]
+    return exp_dir, copy.deepcopy(config)
+
+
+@pytest.fixture
 def corpus(tmp_path_factory) -> Path:
-    return make_corpus(tmp_path_factory.mktemp("corpus"))
+    return shared_corpus(tmp_path_factory)
+
+
+@pytest.fixture
+def trained(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    """(exp_dir, resolved config) of the shared trained experiment. Do not modify it."""
+    return shared_experiment(tmp_path_factory)

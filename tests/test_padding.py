@@ -176,3 +176,37 @@ def test_transformer_decoder_teacher_forced(short_first):
         return x, lengths
 
     decoder_case(decoder, ModuleOutput(short.unsqueeze(0), torch.tensor([5])), hidden_pair, short_first)
+
+
+@pytest.mark.parametrize("short_first", [True, False])
+def test_whole_three_module_chain(short_first):
+    """Speech -> phoneme marginals -> word marginals -> text logits, end to end."""
+    from legonn.chain import Chain
+
+    torch.manual_seed(0)
+    chain = Chain.from_specs(
+        [
+            {"name": "phones", "type": "lego_encoder",
+             "conf": {**TINY, "input": {"type": "conv2d", "input_dim": 16, "channels": [4, 8]},
+                      "olc": {"factor": 2, "max_len": 40, "layers": 1}, "ctc_vocab_size": 10}},
+            {"name": "pron", "type": "lego_encoder",
+             "conf": {**TINY, "input": {"type": "wemb", "vocab_size": 10, "rf": 3, "layers": 1},
+                      "olc": {"factor": "1/1.5", "max_len": 40, "layers": 1}, "ctc_vocab_size": 9}},
+            {"name": "dec", "type": "lego_decoder",
+             "conf": {**TINY, "vocab_size": 8, "ingestor": {"type": "beamconv", "vocab_size": 9, "beam": 3, "embed_dim": 4, "rf": 3, "layers": 1}}},
+        ]
+    ).eval()
+    short, long = features(25, seed=20), features(45, seed=21)
+    prev_short = torch.tensor([2, 3, 4, 5])
+    with torch.no_grad():
+        outs = chain.encode(short.unsqueeze(0), torch.tensor([25]))
+        alone = chain.decoder(outs[-1], prev_short.unsqueeze(0))
+        x, lengths, row = pad_batch(short, long, speech_garbage(), short_first)
+        prev, _, _ = pad_batch(prev_short, torch.tensor([2, 6, 7, 3, 4, 5, 6]), torch.tensor([7, 7, 7]), short_first)
+        outs_b = chain.encode(x, lengths)
+        batched = chain.decoder(outs_b[-1], prev)
+    for a, b in zip(outs, outs_b):
+        k = int(a.lengths[0])
+        assert int(b.lengths[row]) == k
+        torch.testing.assert_close(b.log_probs[row, :k], a.log_probs[0], atol=ATOL, rtol=0)
+    torch.testing.assert_close(batched[row, :4], alone[0], atol=ATOL, rtol=0)

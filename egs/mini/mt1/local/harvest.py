@@ -1,0 +1,1307 @@
+#!/usr/bin/env python3
+"""Harvest a small offline corpus of real human translations from Debian packages.
+
+The real WMT corpora cannot be downloaded on the project's machines, but the
+Debian archive can be reached, and several Debian packages carry thousands of
+human-made translations:
+
+* ``trans-de-en`` -- the Ding / BeoLingus German-English dictionary, whose
+  entries contain full example sentences with their English translation;
+* ``firefox-esr`` + ``firefox-esr-l10n-{de,ro}`` -- Firefox's English Fluent
+  (``.ftl``) and ``.properties`` strings (inside ``omni.ja``) and the German /
+  Romanian language packs (``.xpi``), matched by file path + message id;
+* gettext catalogues (``usr/share/locale/{de,ro}/LC_MESSAGES/*.mo``) of desktop
+  applications: English ``msgid`` -> German / Romanian ``msgstr``.
+
+Stages (``--stage``; ``all`` runs them in order):
+
+``download``  ``apt-get download`` every package of ``local/packages.txt`` into
+              ``DOWNLOAD_DIR/debs`` (skipped for packages already there).
+``extract``   unpack only the needed files (``dpkg-deb --fsys-tarfile | tar``)
+              into ``DOWNLOAD_DIR/extract/PKG``, parse them and write the raw
+              pairs ``DOWNLOAD_DIR/raw/{deen,roen}.tsv`` and
+              ``DOWNLOAD_DIR/raw/sources.json`` (versions, licences, teams).
+``filter``    normalise and filter the raw pairs (one function per rule, see
+              ``FILTER_RULES``), de-duplicate; writes
+              ``DOWNLOAD_DIR/filtered/{deen,roen}.tsv`` + ``filter_stats.json``.
+``split``     deterministic, seeded train/valid/test splits with the
+              English-side constraints of :func:`assign_splits`, written to
+              ``OUT_DIR`` (``egs/mini/corpus``) with ``STATS.md``,
+              ``SOURCES.md`` and ``README.md``.
+
+Run from ``egs/mini/mt1``: ``python local/harvest.py --stage all``.
+``apt-get update`` must have been run once on the machine (root) before the
+download stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import io
+import json
+import logging
+import lzma
+import random
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import unicodedata
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+try:
+    from tqdm import tqdm
+except ImportError:  # pragma: no cover - tqdm is a legonn dependency
+    def tqdm(it=None, **kwargs):  # type: ignore
+        return it
+
+LOG = logging.getLogger("harvest")
+
+HERE = Path(__file__).resolve().parent  # egs/mini/mt1/local
+RECIPE = HERE.parent  # egs/mini/mt1
+DEFAULT_PACKAGES = HERE / "packages.txt"
+DEFAULT_DOWNLOAD_DIR = RECIPE / "downloads"
+DEFAULT_OUT_DIR = RECIPE.parent / "corpus"  # egs/mini/corpus
+
+LANGS = ("de", "ro")
+PAIRS = {"de": "deen", "ro": "roen"}
+KINDS = ("ding", "fluent-en", "fluent-l10n", "gettext")
+
+
+# =============================================================================
+# Package list
+# =============================================================================
+
+
+@dataclass
+class PackageSpec:
+    name: str
+    kind: str
+    comment: str = ""
+
+
+def read_package_list(path: Path) -> List[PackageSpec]:
+    """Parse ``packages.txt``: ``PACKAGE KIND  # comment`` (KIND defaults to gettext)."""
+    specs: List[PackageSpec] = []
+    seen = set()
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        body, _, comment = line.partition("#")
+        fields = body.split()
+        if not fields:
+            continue
+        if len(fields) > 2:
+            raise ValueError(f"{path}:{lineno}: expected 'PACKAGE [KIND]  # comment', got {line!r}")
+        name = fields[0]
+        kind = fields[1] if len(fields) == 2 else "gettext"
+        if kind not in KINDS:
+            raise ValueError(f"{path}:{lineno}: unknown kind {kind!r} (one of {KINDS})")
+        if name in seen:
+            raise ValueError(f"{path}:{lineno}: package {name} listed twice")
+        seen.add(name)
+        specs.append(PackageSpec(name, kind, comment.strip()))
+    return specs
+
+
+# =============================================================================
+# gettext .mo reader / writer
+# =============================================================================
+
+MO_MAGIC_LE = 0x950412DE
+
+
+def _mo_charset(header: bytes) -> str:
+    m = re.search(rb"charset=([A-Za-z0-9_.:-]+)", header)
+    if not m:
+        return "utf-8"
+    cs = m.group(1).decode("ascii").lower()
+    return "utf-8" if cs in ("charset", "") else cs
+
+
+def read_mo(data: bytes) -> List[Tuple[Optional[str], str, str]]:
+    """Parse the binary gettext ``.mo`` format.
+
+    Returns ``(msgctxt, msgid, msgstr)`` triples, header entry excluded.  For
+    plural entries only the singular msgid and the first msgstr form are
+    kept.  Entries with an empty translation are skipped.
+    """
+    if len(data) < 28:
+        raise ValueError("not a .mo file (too short)")
+    (magic,) = struct.unpack("<I", data[:4])
+    if magic == MO_MAGIC_LE:
+        end = "<"
+    else:
+        (magic,) = struct.unpack(">I", data[:4])
+        if magic != MO_MAGIC_LE:
+            raise ValueError("not a .mo file (bad magic)")
+        end = ">"
+    _rev, n, orig_off, trans_off = struct.unpack(end + "4I", data[4:20])
+    raw: List[Tuple[bytes, bytes]] = []
+    for i in range(n):
+        olen, ooff = struct.unpack(end + "2I", data[orig_off + 8 * i: orig_off + 8 * i + 8])
+        tlen, toff = struct.unpack(end + "2I", data[trans_off + 8 * i: trans_off + 8 * i + 8])
+        if ooff + olen > len(data) or toff + tlen > len(data):
+            raise ValueError("corrupt .mo file (string out of range)")
+        raw.append((data[ooff: ooff + olen], data[toff: toff + tlen]))
+    charset = "utf-8"
+    for key, val in raw:
+        if key == b"":
+            charset = _mo_charset(val)
+            break
+    out: List[Tuple[Optional[str], str, str]] = []
+    for key, val in raw:
+        if key == b"":
+            continue
+        ks = key.decode(charset, errors="replace")
+        vs = val.decode(charset, errors="replace")
+        ctx: Optional[str] = None
+        if "\x04" in ks:
+            ctx, ks = ks.split("\x04", 1)
+        msgid = ks.split("\x00", 1)[0]
+        msgstr = vs.split("\x00", 1)[0]
+        if msgid and msgstr:
+            out.append((ctx, msgid, msgstr))
+    return out
+
+
+def mo_header(data: bytes) -> Dict[str, str]:
+    """The header fields (``Language-Team`` ...) of a ``.mo`` file."""
+    (magic,) = struct.unpack("<I", data[:4])
+    end = "<" if magic == MO_MAGIC_LE else ">"
+    _rev, n, orig_off, trans_off = struct.unpack(end + "4I", data[4:20])
+    for i in range(n):
+        olen, ooff = struct.unpack(end + "2I", data[orig_off + 8 * i: orig_off + 8 * i + 8])
+        if olen == 0:
+            tlen, toff = struct.unpack(end + "2I", data[trans_off + 8 * i: trans_off + 8 * i + 8])
+            text = data[toff: toff + tlen]
+            text_s = text.decode(_mo_charset(text), errors="replace")
+            fields = {}
+            for line in text_s.splitlines():
+                k, sep, v = line.partition(":")
+                if sep:
+                    fields[k.strip()] = v.strip()
+            return fields
+    return {}
+
+
+def write_mo(entries: Sequence[Tuple[Optional[str], str, str]], header: str = "") -> bytes:
+    """Write a little-endian ``.mo`` file (the layout of GNU ``msgfmt``, no hash table).
+
+    ``entries`` are ``(msgctxt, msgid, msgstr)``; a msgid/msgstr may contain
+    ``\\x00`` to encode plural forms, as in the binary format itself.
+    """
+    if not header:
+        header = "Content-Type: text/plain; charset=UTF-8\n"
+    items = [(b"", header.encode("utf-8"))]
+    for ctx, mid, mstr in entries:
+        key = (ctx + "\x04" + mid) if ctx is not None else mid
+        items.append((key.encode("utf-8"), mstr.encode("utf-8")))
+    items.sort(key=lambda kv: kv[0])
+    n = len(items)
+    orig_off = 28
+    trans_off = orig_off + 8 * n
+    str_off = trans_off + 8 * n
+    ids = b""
+    strs = b""
+    otab = []
+    ttab = []
+    for key, _val in items:
+        otab.append((len(key), str_off + len(ids)))
+        ids += key + b"\x00"
+    base = str_off + len(ids)
+    for _key, val in items:
+        ttab.append((len(val), base + len(strs)))
+        strs += val + b"\x00"
+    out = struct.pack("<7I", MO_MAGIC_LE, 0, n, orig_off, trans_off, 0, 0)
+    for ln, off in otab:
+        out += struct.pack("<2I", ln, off)
+    for ln, off in ttab:
+        out += struct.pack("<2I", ln, off)
+    return out + ids + strs
+
+
+# =============================================================================
+# Fluent (.ftl) and .properties readers
+# =============================================================================
+
+_FTL_ENTRY = re.compile(r"^(-?[A-Za-z][A-Za-z0-9_-]*)\s*=\s?(.*)$")
+_FTL_ATTR = re.compile(r"^\s+\.([A-Za-z][A-Za-z0-9_-]*)\s*=\s?(.*)$")
+_FTL_TERM_REF = re.compile(r"\{\s*(-[A-Za-z][A-Za-z0-9_-]*)\s*\}")
+_FTL_STR_LIT = re.compile(r'\{\s*"((?:[^"\\]|\\.)*)"\s*\}')
+
+
+def parse_ftl(text: str) -> Dict[str, str]:
+    """A small Fluent reader: ``{"msg-id": value, "msg-id.attr": value, "-term": value}``.
+
+    Multi-line patterns are joined with a space; placeables are left as they
+    are (see :func:`resolve_ftl_terms`).  Select expressions survive as text
+    and are then dropped by the format-code filter.
+    """
+    out: Dict[str, str] = {}
+    cur_key: Optional[str] = None
+    cur_id: Optional[str] = None
+    buf: List[str] = []
+
+    def flush():
+        nonlocal buf
+        if cur_key is not None:
+            value = " ".join(s.strip() for s in buf if s.strip())
+            if value:
+                out[cur_key] = value
+        buf = []
+
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            flush()
+            cur_key = cur_id = None
+            continue
+        m = _FTL_ENTRY.match(line)
+        if m:
+            flush()
+            cur_id = cur_key = m.group(1)
+            buf = [m.group(2)]
+            continue
+        if cur_id is None:
+            continue
+        m = _FTL_ATTR.match(line)
+        if m:
+            flush()
+            cur_key = f"{cur_id}.{m.group(1)}"
+            buf = [m.group(2)]
+            continue
+        if line[0] in " \t":
+            buf.append(line)
+    flush()
+    return out
+
+
+def resolve_ftl_terms(value: str, terms: Dict[str, str]) -> str:
+    """Replace simple term references ``{ -brand-short-name }`` and string literals ``{ "x" }``.
+
+    Only terms whose own value is plain text are substituted; anything else
+    (``{ $var }``, selectors, parametrised terms) is left for the filters.
+    """
+    def term(m: re.Match) -> str:
+        val = terms.get(m.group(1))
+        if val is None or "{" in val or "}" in val:
+            return m.group(0)
+        return val
+
+    value = _FTL_STR_LIT.sub(lambda m: m.group(1).replace('\\"', '"').replace("\\\\", "\\"), value)
+    return _FTL_TERM_REF.sub(term, value)
+
+
+def parse_properties(text: str) -> Dict[str, str]:
+    """A small Java ``.properties`` reader (``key = value``, ``#`` comments, ``\\uXXXX``)."""
+    out: Dict[str, str] = {}
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        i += 1
+        if not line or line[0] in "#!":
+            continue
+        while line.endswith("\\") and not line.endswith("\\\\") and i < len(lines):
+            line = line[:-1] + lines[i].strip()
+            i += 1
+        m = re.match(r"([^=:\s]+)\s*[=:]\s*(.*)$", line)
+        if not m:
+            continue
+        val = re.sub(r"\\u([0-9a-fA-F]{4})", lambda mm: chr(int(mm.group(1), 16)), m.group(2))
+        val = val.replace("\\n", " ").replace("\\t", " ").replace("\\:", ":").replace("\\=", "=")
+        val = val.replace("\\\\", "\\")
+        if val:
+            out[m.group(1)] = val
+    return out
+
+
+def _mozilla_key(name: str, lang_codes: Sequence[str]) -> Tuple[bool, str]:
+    """Map an archive member to a language-independent key.
+
+    ``browser/omni.ja: localization/en-US/browser/x.ftl`` and
+    ``langpack.xpi: browser/localization/de/browser/x.ftl`` both become
+    ``(True, "localization/browser/x.ftl")``.
+    """
+    parts = name.split("/")
+    browser = False
+    if parts and parts[0] == "browser":
+        browser = True
+        parts = parts[1:]
+    return browser, "/".join(p for p in parts if p not in lang_codes)
+
+
+def read_mozilla_archive(data: bytes, lang: str, browser: Optional[bool] = None) -> Dict[Tuple[bool, str, str], str]:
+    """All Fluent / .properties strings of a Mozilla zip (omni.ja or langpack .xpi).
+
+    Returns ``{(is_browser, path_key, message_key): value}`` with Fluent term
+    references resolved from the archive's own terms.  ``browser`` forces the
+    is_browser flag (for ``browser/omni.ja`` whose members lack the prefix).
+    """
+    codes = {"en-US", lang} if lang == "en-US" else {lang}
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    ftl: Dict[Tuple[bool, str], Dict[str, str]] = {}
+    props: Dict[Tuple[bool, str], Dict[str, str]] = {}
+    for name in zf.namelist():
+        if not (name.endswith(".ftl") or name.endswith(".properties")):
+            continue
+        if not any(seg in codes for seg in name.split("/")):
+            continue
+        is_browser, key = _mozilla_key(name, list(codes))
+        if browser is not None:
+            is_browser = browser
+        text = zf.read(name).decode("utf-8", errors="replace")
+        if name.endswith(".ftl"):
+            ftl[(is_browser, key)] = parse_ftl(text)
+        else:
+            props[(is_browser, key)] = parse_properties(text)
+    return _resolve_mozilla(ftl, props)
+
+
+def _resolve_mozilla(ftl, props) -> Dict[Tuple[bool, str, str], str]:
+    terms: Dict[str, str] = {}
+    for msgs in ftl.values():
+        for k, v in msgs.items():
+            if k.startswith("-") and "." not in k:
+                terms.setdefault(k, v)
+    out: Dict[Tuple[bool, str, str], str] = {}
+    for (b, path), msgs in ftl.items():
+        for k, v in msgs.items():
+            if k.startswith("-"):
+                continue
+            out[(b, path, k)] = resolve_ftl_terms(v, terms)
+    for (b, path), msgs in props.items():
+        for k, v in msgs.items():
+            out[(b, path, k)] = v
+    return out
+
+
+def merge_mozilla(*maps: Dict) -> Dict:
+    out: Dict = {}
+    for m in maps:
+        out.update(m)
+    return out
+
+
+# =============================================================================
+# Ding dictionary
+# =============================================================================
+
+_DING_ANNOT = re.compile(r"\s*(\{[^{}]*\}|\[[^\[\]]*\]|<[^<>]*>)")
+_DING_PLACEHOLDER = re.compile(r"\b(etw|jdn|jdm|jds|jd|sth|sb|sb's)\b\.?", re.I)
+_SENT_START = re.compile(r"^[\"'„“‚‘¡¿(]*[A-ZÄÖÜ]")
+_SENT_END = re.compile(r"[.!?…][\"'”“’‘)]*$")
+
+
+def looks_like_sentence(s: str) -> bool:
+    """Starts with a capital letter and ends with ``. ! ?`` (quotes allowed around)."""
+    s = s.strip()
+    return bool(s) and bool(_SENT_START.match(s)) and bool(_SENT_END.search(s))
+
+
+def _ding_clean(s: str) -> str:
+    s = _DING_ANNOT.sub("", s)
+    return re.sub(r"\s+", " ", s).strip()
+
+
+def _ding_subalts(alt: str) -> List[str]:
+    # sub-alternatives of a sentence example are "Satz eins.; Satz zwei."
+    return [p.strip() for p in re.split(r"(?<=[.!?…\"”’])\s*;\s*", alt) if p.strip()]
+
+
+def parse_ding_line(line: str) -> List[Tuple[str, str]]:
+    """Example-sentence pairs ``(german, english)`` of one ``German :: English`` line.
+
+    The k-th ``|`` alternative of each side is paired only when both sides
+    have the same number of alternatives; annotations ``{..}``, ``[..]``,
+    ``<..>`` are removed; only alternatives that look like sentences on both
+    sides are kept; ``;``-separated sub-alternatives are paired k-th with
+    k-th when their counts match, otherwise first with first.
+    """
+    line = line.rstrip("\n")
+    if not line or line.startswith("#") or " :: " not in line:
+        return []
+    de, en = line.split(" :: ", 1)
+    de_alts = de.split(" | ")
+    en_alts = en.split(" | ")
+    if len(de_alts) != len(en_alts):
+        return []
+    pairs = []
+    for d, e in zip(de_alts, en_alts):
+        d, e = _ding_clean(d), _ding_clean(e)
+        if _DING_PLACEHOLDER.search(d) or _DING_PLACEHOLDER.search(e):
+            continue
+        ds, es = _ding_subalts(d), _ding_subalts(e)
+        if not ds or not es:
+            continue
+        cand = list(zip(ds, es)) if len(ds) == len(es) else [(ds[0], es[0])]
+        for a, b in cand:
+            if looks_like_sentence(a) and looks_like_sentence(b):
+                pairs.append((a, b))
+    return pairs
+
+
+def read_ding(text: str) -> List[Tuple[str, str]]:
+    out = []
+    for line in text.splitlines():
+        out.extend(parse_ding_line(line))
+    return out
+
+
+# =============================================================================
+# Normalisation and filters (one function per rule)
+# =============================================================================
+
+CEDILLA_TO_COMMA = str.maketrans({"\u015f": "\u0219", "\u0163": "\u021b", "\u015e": "\u0218", "\u0162": "\u021a"})
+
+
+def fix_romanian_cedilla(s: str) -> str:
+    """ş ţ Ş Ţ (cedilla, U+015F U+0163 U+015E U+0162) -> ș ț Ș Ț (comma below)."""
+    return s.translate(CEDILLA_TO_COMMA)
+
+
+def normalize_whitespace(s: str) -> str:
+    """Collapse all whitespace (incl. no-break and zero-width spaces) to single spaces."""
+    s = s.replace("\u00ad", "").replace("\u200b", "").replace("\ufeff", "")
+    return re.sub(r"\s+", " ", s).strip()
+
+
+def normalize_text(s: str, lang: str) -> str:
+    """Unicode NFC, Romanian comma-below letters, whitespace."""
+    s = unicodedata.normalize("NFC", s)
+    if lang == "ro":
+        s = fix_romanian_cedilla(s)
+    return normalize_whitespace(s)
+
+
+_ACCEL = re.compile(r"(?<![&_~])([_&~])(?=[^\W_])")
+
+
+def strip_accelerator(s: str) -> Optional[str]:
+    """Remove a keyboard-accelerator mark (``_File``, ``&File``, ``Spei_chern``, ``~Open``).
+
+    One mark (``_``, ``&`` or ``~`` directly before a letter/digit) is removed;
+    ``&&``/``__`` become a literal character.  Returns ``None`` (drop) when the
+    string has several such marks, i.e. it is not a simple label but an
+    identifier such as ``file_name_max``.  HTML entities like ``&amp;`` are
+    left alone (the markup rule handles them).
+    """
+    if re.search(r"&(#\d+|#x[0-9a-fA-F]+|[A-Za-z]+);", s):
+        return s
+    marks = _ACCEL.findall(s)
+    if len(marks) > 1:
+        return None
+    if marks:
+        s = _ACCEL.sub("", s, count=1)
+    s = s.replace("&&", "&").replace("__", "_")
+    return s
+
+
+_FORMAT_CODE = re.compile(
+    r"%(\d+\$)?[-+#0']*(\d+|\*)?(\.(\d+|\*))?(hh|h|ll|l|L|q|j|z|t|I)*[diouxXeEfFgGaAcspnS%]"  # printf
+    r"|%\([A-Za-z_][\w]*\)[-+#0 ]*\d*(\.\d+)?[a-zA-Z]"  # python %(name)s
+    r"|%[1-9]"  # Qt / Mozilla %1
+    r"|\{\s*\$?[A-Za-z0-9_.\-]*\s*\}"  # {name} {0} {} { $var }
+    r"|\{\s*[$-]?[A-Za-z][\w-]*\s*(->|\(|\.)"  # Fluent selectors / calls
+    r"|\$\{?[A-Za-z0-9_]+\}?"  # $1 ${var} $VAR
+    r"|#[1-9]"  # Mozilla plural placeholders #1
+    r"|\{\{|\}\}"
+)
+
+
+def has_format_code(s: str) -> bool:
+    """printf ``%s %d %1$s %(x)s``, ``{name}``, Fluent ``{ $var }``, ``$1``, ``#1`` ..."""
+    return bool(_FORMAT_CODE.search(s))
+
+
+_URL_EMAIL_PATH = re.compile(
+    r"\b(https?|ftp|file|mailto)://"
+    r"|\bwww\.[A-Za-z0-9-]+\."
+    r"|[\w.+-]+@[\w-]+\.[\w.-]+"
+    r"|(^|[\s(\"'])(~?/|\./|\.\./)[\w.-]"  # /usr/bin, ~/Documents, ./foo
+    r"|\b[A-Za-z]:\\"  # C:\
+    r"|\b[\w-]+\.(txt|png|jpe?g|gif|svg|xml|html?|json|conf|ini|desktop|so|exe|py|sh|ftl|mo|po|deb|rpm|zip|gz|pdf)\b"
+)
+
+
+def has_url_email_path(s: str) -> bool:
+    """URLs, e-mail addresses, file-system paths and file names."""
+    return bool(_URL_EMAIL_PATH.search(s))
+
+
+_MARKUP = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(\s[^<>]*)?/?>|&(#\d+|#x[0-9a-fA-F]+|[A-Za-z]+);")
+
+
+def has_markup(s: str) -> bool:
+    """HTML/XML/Pango tags (``<b>``, ``<a href=..>``) and entities (``&amp;``)."""
+    return bool(_MARKUP.search(s))
+
+
+_CODE = re.compile(
+    r"(^|\s)--?[A-Za-z][\w-]*"  # command-line options
+    r"|[\\=|]|::|->|=>|\(\)|\[\]"  # code-ish punctuation
+    r"|\b[a-z]+[A-Z][A-Za-z]*\b"  # camelCase identifiers
+    r"|\b[A-Za-z]+_[A-Za-z_]+\b"  # snake_case identifiers
+)
+
+
+def has_code(s: str) -> bool:
+    """Command-line options, identifiers and code-like punctuation (``--help``, ``a=b``, ``fooBar``)."""
+    return bool(_CODE.search(s))
+
+
+def has_no_letters(s: str) -> bool:
+    """True when the string contains no letter at all."""
+    return not any(ch.isalpha() for ch in s)
+
+
+def _norm_words(s: str) -> List[str]:
+    s = unicodedata.normalize("NFKC", s).casefold()
+    return re.findall(r"[^\W_]+", s)
+
+
+def norm_key(s: str) -> str:
+    """Comparison key: case-folded words, punctuation and whitespace ignored."""
+    return " ".join(_norm_words(s))
+
+
+def is_identical(src: str, en: str) -> bool:
+    """Source equals the English (ignoring case and punctuation): untranslated."""
+    return norm_key(src) == norm_key(en)
+
+
+def english_length_ok(en: str, min_words: int = 3, max_words: int = 40) -> bool:
+    """Keep English sides of ``min_words``..``max_words`` whitespace tokens."""
+    return min_words <= len(en.split()) <= max_words
+
+
+def ratio_ok(src: str, en: str, max_ratio: float = 1.5) -> bool:
+    """Whitespace-token length ratio at most ``max_ratio`` in both directions."""
+    a, b = len(src.split()), len(en.split())
+    if a == 0 or b == 0:
+        return False
+    return max(a / b, b / a) <= max_ratio
+
+
+_LANG_FEATURES = {
+    "de": (
+        re.compile(r"[äöüÄÖÜß]"),
+        set("der die das den dem des ein eine einen einem einer eines und oder nicht ist sind "
+            "wird werden wurde kann können muss soll sie er es wir ihr ich du mit für von zu zum zur "
+            "auf aus bei nach über unter vor durch ohne um bitte kein keine keinen diese dieser dieses "
+            "wenn dass als auch noch nur schon sich sein haben hat hatte war gibt alle neue neuen "
+            "werden datei dateien fenster".split()),
+    ),
+    "ro": (
+        re.compile(r"[ăâîșțĂÂÎȘȚ]"),
+        set("și sau nu este sunt fi de la în din pe cu un o unei unui al ale ai lui care ce să se "
+            "acest această aceste acesta pentru mai dacă poate fost fișier fișierul fișiere fereastra "
+            "toate nou noua".split()),
+    ),
+}
+
+
+def has_language_features(src: str, lang: str) -> bool:
+    """Target-language looking: typical letters (ä ö ü ß / ă â î ș ț) or function words."""
+    chars, words = _LANG_FEATURES[lang]
+    if chars.search(src):
+        return True
+    return any(w in words for w in _norm_words(src))
+
+
+def english_overlap(src: str, en: str) -> float:
+    """Fraction of source words that also occur (case-folded) in the English side."""
+    sw = _norm_words(src)
+    if not sw:
+        return 1.0
+    ew = set(_norm_words(en))
+    return sum(w in ew for w in sw) / len(sw)
+
+
+def language_ok(src: str, en: str, lang: str, max_overlap: float = 0.5) -> bool:
+    """Language sanity check for the non-English side.
+
+    Drop when the side shows no German (Romanian) features -- none of the
+    language's special letters and none of its common function words -- AND
+    at least ``max_overlap`` of its words are words of the English side
+    (untranslated or half-translated strings, product names).
+    """
+    if has_language_features(src, lang):
+        return True
+    return english_overlap(src, en) < max_overlap
+
+
+# The filter chain: (name, predicate(src, en, lang) -> True to KEEP).  Each
+# pair is counted under the first rule that drops it.
+FILTER_RULES: List[Tuple[str, Callable[[str, str, str], bool]]] = [
+    ("empty", lambda s, e, l: bool(s) and bool(e)),
+    ("format_code", lambda s, e, l: not (has_format_code(s) or has_format_code(e))),
+    ("url_email_path", lambda s, e, l: not (has_url_email_path(s) or has_url_email_path(e))),
+    ("markup", lambda s, e, l: not (has_markup(s) or has_markup(e))),
+    ("code", lambda s, e, l: not (has_code(s) or has_code(e))),
+    ("no_letters", lambda s, e, l: not (has_no_letters(s) or has_no_letters(e))),
+    ("identical", lambda s, e, l: not is_identical(s, e)),
+    ("english_length", lambda s, e, l: english_length_ok(e)),
+    ("length_ratio", lambda s, e, l: ratio_ok(s, e)),
+    ("language", lambda s, e, l: language_ok(s, e, l)),
+]
+
+
+def clean_pair(src: str, en: str, lang: str) -> Tuple[Optional[Tuple[str, str]], Optional[str]]:
+    """Normalise one pair and run the filter chain.
+
+    Returns ``((src, en), None)`` when kept, ``(None, rule_name)`` when dropped.
+    """
+    src = normalize_text(src, lang)
+    en = normalize_text(en, "en")
+    s2, e2 = strip_accelerator(src), strip_accelerator(en)
+    if s2 is None or e2 is None:
+        return None, "accelerator"
+    src, en = normalize_whitespace(s2), normalize_whitespace(e2)
+    for name, keep in FILTER_RULES:
+        if not keep(src, en, lang):
+            return None, name
+    return (src, en), None
+
+
+def dedup_pairs(pairs: Iterable[Tuple[str, str, str]], max_per_english: int = 2):
+    """De-duplicate ``(src, en, origin)`` pairs, first occurrence wins.
+
+    * exact duplicates on the normalised (``norm_key``) source + English;
+    * at most ``max_per_english`` different sources per normalised English.
+
+    Returns ``(kept, n_duplicate, n_too_many_targets)``.
+    """
+    seen = set()
+    per_en: Dict[str, int] = collections.Counter()
+    kept = []
+    n_dup = n_many = 0
+    for src, en, origin in pairs:
+        ek = norm_key(en)
+        k = (norm_key(src), ek)
+        if k in seen:
+            n_dup += 1
+            continue
+        seen.add(k)
+        if per_en[ek] >= max_per_english:
+            n_many += 1
+            continue
+        per_en[ek] += 1
+        kept.append((src, en, origin))
+    return kept, n_dup, n_many
+
+
+def filter_pairs(raw: Iterable[Tuple[str, str, str]], lang: str, max_per_english: int = 2):
+    """Normalise + filter + de-duplicate raw ``(src, en, origin)`` pairs.
+
+    Returns ``(kept, stats)`` where ``stats[origin][rule]`` counts drops and
+    ``stats[origin]["raw"]`` / ``["kept"]`` the totals.
+    """
+    stats: Dict[str, Dict[str, int]] = collections.defaultdict(collections.Counter)
+    cleaned = []
+    for src, en, origin in raw:
+        stats[origin]["raw"] += 1
+        pair, rule = clean_pair(src, en, lang)
+        if pair is None:
+            stats[origin][rule] += 1
+        else:
+            cleaned.append((pair[0], pair[1], origin))
+    # de-duplicate, recording per origin
+    seen = set()
+    per_en: Dict[str, int] = collections.Counter()
+    kept = []
+    for src, en, origin in cleaned:
+        ek = norm_key(en)
+        k = (norm_key(src), ek)
+        if k in seen:
+            stats[origin]["duplicate"] += 1
+            continue
+        seen.add(k)
+        if per_en[ek] >= max_per_english:
+            stats[origin]["max_targets_per_english"] += 1
+            continue
+        per_en[ek] += 1
+        kept.append((src, en, origin))
+        stats[origin]["kept"] += 1
+    return kept, {o: dict(c) for o, c in stats.items()}
+
+
+# =============================================================================
+# Splits
+# =============================================================================
+
+_SPEAKABLE = re.compile(r"^[A-Za-z][A-Za-z ,.'’?!-]*[.?!]$")
+
+
+def heldout_eligible(en: str, min_words: int = 4, max_words: int = 12) -> bool:
+    """A short, speakable English sentence: 4-12 words, letters and , . ' ? ! - only."""
+    n = len(en.split())
+    return min_words <= n <= max_words and bool(_SPEAKABLE.match(en)) and en[0].isupper()
+
+
+def assign_splits(
+    data: Dict[str, List[Tuple[str, str, str]]],
+    seed: int = 1234,
+    n_valid: int = 1000,
+    n_test: int = 1000,
+    n_heldout: int = 1500,
+    rate_pair: str = "roen",
+) -> Tuple[Dict[str, Dict[str, List[Tuple[str, str, str]]]], List[str]]:
+    """Deterministic train/valid/test splits with English-side constraints.
+
+    ``data`` maps a language pair (``"deen"``, ``"roen"``) to its filtered
+    ``(src, en, origin)`` pairs.  Every normalised English sentence
+    (:func:`norm_key`: case and punctuation ignored) gets ONE label shared by
+    all language pairs -- ``heldout``, ``valid``, ``test`` or ``train`` -- so
+    that near-duplicates always fall into the same split and
+
+    1. no Ro-En valid/test English occurs in the De-En training data,
+    2. no valid/test English occurs in any training set,
+    3. the held-out pool (``n_heldout`` short speakable English sentences,
+       :func:`heldout_eligible`) occurs in no split at all.
+
+    Valid/test keys are drawn in a seeded random order: first keys of
+    ``rate_pair`` (the smaller pair) until it has ``n_valid`` (``n_test``)
+    pairs, then keys of the other pairs that are absent from ``rate_pair``
+    until they have enough too.  Returns ``(splits, heldout_sentences)``
+    with ``splits[pair][split] = [(src, en, origin), ...]``.
+    """
+    rng = random.Random(seed)
+    by_key: Dict[str, Dict[str, int]] = collections.defaultdict(collections.Counter)
+    first_en: Dict[str, str] = {}
+    for lp, pairs in data.items():
+        for src, en, origin in pairs:
+            k = norm_key(en)
+            by_key[k][lp] += 1
+            first_en.setdefault(k, en)
+    keys = sorted(by_key)
+    rng.shuffle(keys)
+    label: Dict[str, str] = {}
+
+    # 3. held-out pool
+    heldout: List[str] = []
+    for k in keys:
+        if len(heldout) >= n_heldout:
+            break
+        if heldout_eligible(first_en[k]):
+            label[k] = "heldout"
+            heldout.append(first_en[k])
+
+    # valid / test, driven by the rate pair first, then the others
+    other_pairs = [lp for lp in data if lp != rate_pair]
+    for split, target in (("valid", n_valid), ("test", n_test)):
+        counts = collections.Counter()
+        if rate_pair in data:
+            for k in keys:
+                if counts[rate_pair] >= target:
+                    break
+                if k in label or not by_key[k].get(rate_pair):
+                    continue
+                label[k] = split
+                counts.update(by_key[k])
+        for lp in other_pairs:
+            for k in keys:
+                if counts[lp] >= target:
+                    break
+                if k in label or not by_key[k].get(lp) or by_key[k].get(rate_pair):
+                    continue
+                label[k] = split
+                counts.update(by_key[k])
+
+    splits: Dict[str, Dict[str, List[Tuple[str, str, str]]]] = {}
+    for lp, pairs in data.items():
+        splits[lp] = {"train": [], "valid": [], "test": []}
+        for p in pairs:
+            lab = label.get(norm_key(p[1]), "train")
+            if lab != "heldout":
+                splits[lp][lab].append(p)
+    return splits, sorted(heldout, key=lambda s: s.casefold())
+
+
+def check_split_constraints(splits, heldout: Sequence[str]) -> List[str]:
+    """Return violations of constraints (1)-(3) (an empty list when all hold)."""
+    problems = []
+    train_keys = {lp: {norm_key(e) for _s, e, _o in sp.get("train", [])} for lp, sp in splits.items()}
+    all_train = set().union(*train_keys.values()) if train_keys else set()
+    if "roen" in splits and "deen" in splits:
+        for split in ("valid", "test"):
+            bad = [e for _s, e, _o in splits["roen"].get(split, []) if norm_key(e) in train_keys["deen"]]
+            if bad:
+                problems.append(f"(1) {len(bad)} Ro-En {split} English sentences in De-En train, e.g. {bad[0]!r}")
+    for lp, sp in splits.items():
+        for split in ("valid", "test"):
+            bad = [e for _s, e, _o in sp.get(split, []) if norm_key(e) in all_train]
+            if bad:
+                problems.append(f"(2) {len(bad)} {lp} {split} English sentences in a train set, e.g. {bad[0]!r}")
+    bad = [e for e in heldout if norm_key(e) in all_train]
+    if bad:
+        problems.append(f"(3) {len(bad)} held-out sentences in a train set, e.g. {bad[0]!r}")
+    return problems
+
+
+# =============================================================================
+# TSV I/O
+# =============================================================================
+
+
+def write_tsv(path: Path, rows: Iterable[Sequence[str]], header: Optional[Sequence[str]] = None) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    opener = (lambda p: lzma.open(p, "wt", encoding="utf-8", preset=9 | lzma.PRESET_EXTREME)) \
+        if path.suffix == ".xz" else (lambda p: open(p, "w", encoding="utf-8"))
+    with opener(path) as f:
+        if header:
+            f.write("\t".join(header) + "\n")
+        for row in rows:
+            assert not any("\t" in c or "\n" in c for c in row), row
+            f.write("\t".join(row) + "\n")
+            n += 1
+    return n
+
+
+def read_tsv(path: Path, header: bool = False) -> List[List[str]]:
+    opener = (lambda p: lzma.open(p, "rt", encoding="utf-8")) if str(path).endswith(".xz") \
+        else (lambda p: open(p, encoding="utf-8"))
+    with opener(path) as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if header and lines:
+        lines = lines[1:]
+    return [ln.split("\t") for ln in lines]
+
+
+# =============================================================================
+# Stage: download
+# =============================================================================
+
+
+def stage_download(specs: List[PackageSpec], download_dir: Path) -> None:
+    debs = download_dir / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    have = {p.name.split("_", 1)[0] for p in debs.glob("*.deb")}
+    todo = [s.name for s in specs if s.name not in have]
+    LOG.info("download: %d packages listed, %d already in %s, %d to fetch",
+             len(specs), len(specs) - len(todo), debs, len(todo))
+    for name in tqdm(todo, desc="apt-get download", unit="pkg"):
+        res = subprocess.run(["apt-get", "download", name], cwd=debs, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"apt-get download {name} failed (run `apt-get update` once?):\n{res.stderr}")
+    total = sum(p.stat().st_size for p in debs.glob("*.deb"))
+    LOG.info("download: %d .deb files, %.1f MB", len(list(debs.glob("*.deb"))), total / 1e6)
+
+
+def find_deb(download_dir: Path, name: str) -> Path:
+    cands = sorted((download_dir / "debs").glob(f"{name}_*.deb"))
+    if not cands:
+        raise FileNotFoundError(f"no .deb for {name} in {download_dir / 'debs'} (run --stage download)")
+    return cands[-1]
+
+
+# =============================================================================
+# Stage: extract
+# =============================================================================
+
+EXTRACT_PATTERNS = {
+    "ding": ["./usr/share/trans/de-en"],
+    "fluent-en": ["./usr/lib/firefox-esr/omni.ja", "./usr/lib/firefox-esr/browser/omni.ja"],
+    "fluent-l10n": ["./usr/lib/firefox-esr/browser/extensions/*.xpi"],
+    "gettext": [f"*/locale/{lang}/LC_MESSAGES/*.mo" for lang in LANGS],
+}
+
+
+def deb_fields(deb: Path) -> Dict[str, str]:
+    out = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Version", "Source", "Homepage"],
+                         capture_output=True, text=True, check=True).stdout
+    fields = {}
+    for line in out.splitlines():
+        k, _, v = line.partition(":")
+        fields[k.strip()] = v.strip()
+    return fields
+
+
+def extract_deb(deb: Path, dest: Path, kind: str, pkg: str) -> None:
+    """Unpack only what the harvest needs (and the copyright file) from a .deb."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    patterns = EXTRACT_PATTERNS[kind] + [f"./usr/share/doc/{pkg}/copyright"]
+    p1 = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    res = subprocess.run(["tar", "-x", "-C", str(dest), "--wildcards", "--wildcards-match-slash",
+                          *patterns], stdin=p1.stdout, capture_output=True, text=True)
+    p1.stdout.close()
+    p1.wait()
+    # tar exits 2 when a pattern matched nothing (e.g. no copyright file): tolerated
+    if res.returncode not in (0, 2):
+        raise RuntimeError(f"tar failed on {deb}: {res.stderr}")
+
+
+_LICENSE_NAMES = [
+    ("MPL-2.0", r"Mozilla Public License,? (Version|v\.?) ?2\.0|MPL-2\.0"),
+    ("GPL-3+", r"GPL-3\+|GNU General Public License[^.]{0,80}version 3[^.]{0,40}or[^.]{0,20}later"),
+    ("GPL-2+", r"GPL-2\+|GNU General Public License[^.]{0,80}version 2[^.]{0,40}or[^.]{0,20}later|GPL Version 2 or later"),
+    ("LGPL", r"LGPL|Lesser General Public License|Library General Public License"),
+    ("GPL", r"\bGPL\b|GNU General Public License"),
+]
+_NONFREE_HINTS = re.compile(r"non-commercial|noncommercial|not be (re)?distributed|no redistribution|"
+                            r"redistribution (is )?(not|prohibited)|all rights reserved(?![^\n]{0,200}permission)", re.I)
+
+
+def summarize_copyright(text: str) -> Dict[str, object]:
+    """Main licence of a Debian copyright file (the ``Files: *`` stanza, or a guess)."""
+    main = None
+    po = None
+    upstream = None
+    source = None
+    if text.startswith("Format:") or "\nFiles:" in text:
+        stanzas = re.split(r"\n\s*\n", text)
+        for st in stanzas:
+            m = re.search(r"^Upstream-Name:\s*(.+)$", st, re.M)
+            if m and upstream is None:
+                upstream = m.group(1).strip()
+            m = re.search(r"^Source:\s*(.+)$", st, re.M)
+            if m and source is None and "Files:" not in st:
+                source = m.group(1).strip()
+            fm = re.search(r"^Files:\s*(.+(?:\n[ \t]+.+)*)", st, re.M)
+            lm = re.search(r"^License:\s*(.+)$", st, re.M)
+            if fm and lm:
+                files = fm.group(1).split()
+                if "*" in files and main is None:
+                    main = lm.group(1).strip()
+                if any(f.startswith("po/") or "/po/" in f or f.startswith("po") for f in files) and po is None:
+                    po = lm.group(1).strip()
+    if main is None:
+        for name, pat in _LICENSE_NAMES:
+            if re.search(pat, text):
+                main = name
+                break
+    licenses = sorted({m.strip() for m in re.findall(r"^License:\s*(.+)$", text, re.M)})
+    return {
+        "license": main or "unknown",
+        "po_license": po,
+        "upstream_name": upstream,
+        "upstream_source": source,
+        "all_licenses": licenses,
+        "nonfree_hint": bool(_NONFREE_HINTS.search(text)),
+    }
+
+
+def stage_extract(specs: List[PackageSpec], download_dir: Path) -> None:
+    ext_root = download_dir / "extract"
+    raw_dir = download_dir / "raw"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    sources: Dict[str, Dict[str, object]] = {}
+    raw: Dict[str, List[Tuple[str, str, str]]] = {"de": [], "ro": []}
+    fluent_en: Dict = {}
+    fluent_l10n: Dict[str, Tuple[str, Dict]] = {}
+    for spec in tqdm(specs, desc="extract", unit="pkg"):
+        deb = find_deb(download_dir, spec.name)
+        dest = ext_root / spec.name
+        extract_deb(deb, dest, spec.kind, spec.name)
+        info: Dict[str, object] = {"kind": spec.kind, "comment": spec.comment, "deb": deb.name}
+        info.update({k.lower(): v for k, v in deb_fields(deb).items()})
+        cp = dest / "usr/share/doc" / spec.name / "copyright"
+        if cp.exists():
+            info.update(summarize_copyright(cp.read_text(encoding="utf-8", errors="replace")))
+            info["copyright_file"] = f"/usr/share/doc/{spec.name}/copyright"
+        else:
+            info.update({"license": "unknown (no copyright file in the .deb)"})
+        counts = collections.Counter()
+        if spec.kind == "ding":
+            text = (dest / "usr/share/trans/de-en").read_text(encoding="utf-8", errors="replace")
+            for de, en in read_ding(text):
+                raw["de"].append((de, en, spec.name))
+                counts["de"] += 1
+        elif spec.kind == "fluent-en":
+            base = dest / "usr/lib/firefox-esr"
+            fluent_en = merge_mozilla(
+                read_mozilla_archive((base / "omni.ja").read_bytes(), "en-US", browser=False),
+                read_mozilla_archive((base / "browser/omni.ja").read_bytes(), "en-US", browser=True),
+            )
+            counts["en"] = len(fluent_en)
+        elif spec.kind == "fluent-l10n":
+            xpis = sorted(dest.glob("usr/lib/firefox-esr/browser/extensions/langpack-*.xpi"))
+            if not xpis:
+                raise FileNotFoundError(f"no langpack .xpi in {spec.name}")
+            lang = re.match(r"langpack-([a-zA-Z-]+)@", xpis[0].name).group(1)
+            fluent_l10n[spec.name] = (lang, read_mozilla_archive(xpis[0].read_bytes(), lang))
+            counts[lang] = len(fluent_l10n[spec.name][1])
+        else:
+            teams = {}
+            for lang in LANGS:
+                mos = sorted(dest.glob(f"**/locale/{lang}/LC_MESSAGES/*.mo"))
+                for mo in mos:
+                    data = mo.read_bytes()
+                    try:
+                        entries = read_mo(data)
+                        hdr = mo_header(data)
+                    except (ValueError, struct.error, LookupError) as exc:
+                        LOG.warning("skip %s: %s", mo, exc)
+                        continue
+                    team = hdr.get("Language-Team", "")
+                    if team:
+                        teams.setdefault(lang, set()).add(team)
+                    for _ctx, msgid, msgstr in entries:
+                        raw[lang].append((msgstr, msgid, spec.name))
+                        counts[lang] += 1
+                info.setdefault("mo_files", {})[lang] = [str(m.relative_to(dest)) for m in mos]
+            info["language_teams"] = {k: sorted(v)[:5] for k, v in teams.items()}
+        info["raw_counts"] = dict(counts)
+        sources[spec.name] = info
+        LOG.info("extract %-28s %s", spec.name, dict(counts))
+    # pair Firefox strings
+    if fluent_en:
+        for pkg, (lang, msgs) in fluent_l10n.items():
+            n = 0
+            for key, val in msgs.items():
+                en = fluent_en.get(key)
+                if en is not None and lang in LANGS:
+                    raw[lang].append((val, en, pkg))
+                    n += 1
+            sources[pkg]["raw_counts"]["pairs"] = n
+            LOG.info("firefox %s: %d message pairs", lang, n)
+    for lang in LANGS:
+        n = write_tsv(raw_dir / f"{PAIRS[lang]}.tsv", ((s, e, o) for s, e, o in
+                                                          ((normalize_whitespace(s), normalize_whitespace(e), o)
+                                                           for s, e, o in raw[lang]) if s and e))
+        LOG.info("extract: %d raw %s pairs -> %s", n, PAIRS[lang], raw_dir / f"{PAIRS[lang]}.tsv")
+    (raw_dir / "sources.json").write_text(json.dumps(sources, indent=1, ensure_ascii=False, default=list),
+                                          encoding="utf-8")
+
+
+# =============================================================================
+# Stage: filter
+# =============================================================================
+
+
+def stage_filter(download_dir: Path, specs: List[PackageSpec]) -> None:
+    raw_dir = download_dir / "raw"
+    out_dir = download_dir / "filtered"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    order = {s.name: i for i, s in enumerate(specs)}
+    all_stats = {}
+    for lang in LANGS:
+        lp = PAIRS[lang]
+        rows = read_tsv(raw_dir / f"{lp}.tsv")
+        # stable priority: package order of packages.txt, then file order
+        rows = [r for _i, r in sorted(enumerate(rows), key=lambda ir: (order.get(ir[1][2], 1 << 30), ir[0]))]
+        kept, stats = filter_pairs(tqdm(rows, desc=f"filter {lp}", unit="pair", mininterval=2), lang)
+        write_tsv(out_dir / f"{lp}.tsv", kept)
+        all_stats[lp] = stats
+        LOG.info("filter %s: %d raw -> %d kept", lp, len(rows), len(kept))
+    (out_dir / "filter_stats.json").write_text(json.dumps(all_stats, indent=1), encoding="utf-8")
+
+
+# =============================================================================
+# Stage: split (+ documentation)
+# =============================================================================
+
+SPLITS = ("train", "valid", "test")
+
+
+def stage_split(download_dir: Path, out_dir: Path, seed: int, n_valid: int, n_test: int, n_heldout: int) -> None:
+    filt = download_dir / "filtered"
+    data = {PAIRS[lang]: [tuple(r) for r in read_tsv(filt / f"{PAIRS[lang]}.tsv")] for lang in LANGS}
+    splits, heldout = assign_splits(data, seed=seed, n_valid=n_valid, n_test=n_test, n_heldout=n_heldout)
+    problems = check_split_constraints(splits, heldout)
+    if problems:
+        raise RuntimeError("split constraints violated:\n" + "\n".join(problems))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for lp, sp in splits.items():
+        src_lang = lp[:2]
+        for split in SPLITS:
+            rows = [(f"{lp}-{split}-{i:06d}", s, e, o) for i, (s, e, o) in enumerate(sp[split], 1)]
+            write_tsv(out_dir / lp / f"{split}.tsv.xz", rows, header=("id", src_lang, "en", "origin"))
+            LOG.info("split %s %-5s %6d pairs", lp, split, len(rows))
+    (out_dir / "en_heldout.txt").write_text("".join(s + "\n" for s in heldout), encoding="utf-8")
+    LOG.info("held-out English pool: %d sentences", len(heldout))
+    sources = json.loads((download_dir / "raw" / "sources.json").read_text(encoding="utf-8"))
+    stats = json.loads((filt / "filter_stats.json").read_text(encoding="utf-8"))
+    write_stats_md(out_dir / "STATS.md", splits, heldout, stats, seed)
+    write_sources_md(out_dir / "SOURCES.md", sources, splits)
+    write_readme(out_dir / "README.md", splits, heldout)
+    total = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
+    LOG.info("corpus written to %s (%.2f MB on disk)", out_dir, total / 1e6)
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(str(c) for c in r) + " |")
+    return "\n".join(lines) + "\n"
+
+
+RULE_DOC = [
+    ("accelerator", "more than one accelerator mark (`_`, `&`, `~` before a letter): identifier-like; a single mark is removed, not dropped"),
+    ("empty", "empty side after normalisation"),
+    ("format_code", "printf `%s %d %1$s %(x)s`, `{name}`, Fluent `{ $var }`/selectors, `$1`, `${x}`, `#1`"),
+    ("url_email_path", "URL, e-mail address, file-system path or file name"),
+    ("markup", "HTML/XML/Pango tag (`<b>`, `<a href=..>`) or entity (`&amp;`)"),
+    ("code", "command-line option (`--help`), `= \\ | :: ->`, camelCase / snake_case identifier"),
+    ("no_letters", "a side without any letter"),
+    ("identical", "both sides equal (ignoring case and punctuation): untranslated"),
+    ("english_length", "English side outside 3-40 whitespace tokens"),
+    ("length_ratio", "whitespace-token ratio > 1.5 either way"),
+    ("language", "source side has no German/Romanian features (special letters, function words) and >= 50 % of its words occur in the English side"),
+    ("duplicate", "same normalised source + English already kept"),
+    ("max_targets_per_english", "a 3rd or later translation of the same normalised English"),
+]
+
+
+def write_stats_md(path: Path, splits, heldout, stats, seed: int) -> None:
+    out = ["# Corpus statistics\n",
+           f"Generated by `local/harvest.py` (split seed {seed}). Counts are sentence pairs.\n"]
+    out.append("## Pairs per split\n")
+    rows = []
+    for lp, sp in splits.items():
+        rows.append([lp] + [len(sp[s]) for s in SPLITS] + [sum(len(sp[s]) for s in SPLITS)])
+    out.append(_md_table(["pair", *SPLITS, "total"], rows))
+    out.append(f"\nHeld-out English pool (`en_heldout.txt`, in no split): {len(heldout)} sentences.\n")
+    for lp, sp in splits.items():
+        out.append(f"\n## {lp}: pairs per source package and split\n")
+        origins = collections.Counter()
+        per = {s: collections.Counter(o for _a, _b, o in sp[s]) for s in SPLITS}
+        for s in SPLITS:
+            origins.update(per[s])
+        rows = [[o] + [per[s][o] for s in SPLITS] + [origins[o]] for o, _n in origins.most_common()]
+        out.append(_md_table(["origin", *SPLITS, "total"], rows))
+    rules = ["raw", "accelerator"] + [n for n, _f in FILTER_RULES] + ["duplicate", "max_targets_per_english", "kept"]
+    for lp, st in stats.items():
+        out.append(f"\n## {lp}: filter drop counts per source (each pair counted under the first rule it fails)\n")
+        tot = collections.Counter()
+        rows = []
+        for origin, c in sorted(st.items(), key=lambda kv: -kv[1].get("raw", 0)):
+            tot.update(c)
+            rows.append([origin] + [c.get(r, 0) for r in rules])
+        rows.append(["**total**"] + [f"**{tot.get(r, 0)}**" for r in rules])
+        out.append(_md_table(["origin"] + rules, rows))
+        out.append("\n`kept` is before the split; the held-out pool removes a few more pairs.\n")
+    out.append("\n## Filter rules\n")
+    out.append(_md_table(["rule", "drops a pair when"], RULE_DOC))
+    path.write_text("\n".join(out), encoding="utf-8")
+
+
+def write_sources_md(path: Path, sources: Dict[str, Dict], splits) -> None:
+    used = collections.Counter()
+    for lp, sp in splits.items():
+        for s in SPLITS:
+            used.update(o for _a, _b, o in sp[s])
+    out = ["# Sources\n",
+           "Every pair in this corpus is a human translation taken from a package of the Debian "
+           "archive (Debian 12 \"bookworm\"). Each pair keeps the licence of the package it came "
+           "from (column `origin` of the TSV files); the translations are the work of the upstream "
+           "projects' translation teams, credited below. The full copyright statement of a package "
+           "is its file `/usr/share/doc/PACKAGE/copyright` (inside the `.deb`).\n",
+           "All packages are from Debian `main`, i.e. free software under the Debian Free Software "
+           "Guidelines: redistribution (also of modified or excerpted material) is allowed under "
+           "their licences. None of the copyright files carries a no-redistribution clause.\n",
+           ]
+    rows = []
+    for name, info in sources.items():
+        lic = info.get("license", "unknown")
+        if info.get("po_license") and info.get("po_license") != lic:
+            lic = f"{lic} (translations: {info['po_license']})"
+        upstream = info.get("homepage") or info.get("upstream_source") or ""
+        teams = info.get("language_teams") or {}
+        team_s = "; ".join(f"{lang}: {', '.join(v[:2])}" for lang, v in sorted(teams.items()))
+        if info.get("kind") == "ding":
+            team_s = "Frank Richter and the Ding/BeoLingus contributors (TU Chemnitz)"
+        elif info.get("kind", "").startswith("fluent"):
+            team_s = "Mozilla and the Mozilla localization communities (de, ro)"
+        team_s = team_s.replace("|", "/").replace("<", "&lt;").replace(">", "&gt;")
+        rows.append([f"`{name}` {info.get('version', '')}", info.get("comment", ""), upstream,
+                     lic.replace("|", "/"), team_s or "see copyright file", used.get(name, 0)])
+    out.append(_md_table(["package (version)", "provides", "upstream", "licence (`Files: *` of the copyright file)",
+                          "translators / attribution", "pairs used"], rows))
+    path.write_text("\n".join(out), encoding="utf-8")
+
+
+def write_readme(path: Path, splits, heldout) -> None:
+    sizes = {lp: {s: len(sp[s]) for s in SPLITS} for lp, sp in splits.items()}
+    text = f"""# egs/mini/corpus: a small offline De-En / Ro-En translation corpus
+
+Real human translations harvested from Debian packages (the WMT corpora cannot be
+downloaded on the project's machines): example sentences of the Ding German-English
+dictionary (De-En only), Firefox ESR's Fluent strings and language packs, and the
+gettext catalogues of desktop applications. See `SOURCES.md` for every package,
+its upstream and licence, and `STATS.md` for counts and filter statistics.
+
+| file | contents |
+| --- | --- |
+| `deen/{{train,valid,test}}.tsv.xz` | German-English, {sizes['deen']['train']} / {sizes['deen']['valid']} / {sizes['deen']['test']} pairs |
+| `roen/{{train,valid,test}}.tsv.xz` | Romanian-English, {sizes['roen']['train']} / {sizes['roen']['valid']} / {sizes['roen']['test']} pairs |
+| `en_heldout.txt` | {len(heldout)} short English sentences (4-12 words) in no split, reserved for a speech test set |
+
+Each TSV (xz-compressed, UTF-8 NFC, first line a header) has the columns
+`id`, source (`de` or `ro`), `en`, `origin` (the Debian package).
+Romanian uses comma-below ș ț.
+
+Split guarantees (checked by `tests/test_harvest.py`), comparing English sentences
+case- and punctuation-insensitively:
+
+1. no English sentence of Ro-En valid/test occurs in De-En train (a De-En decoder
+   reused for Ro-En has not seen it);
+2. no English sentence of any valid/test set occurs in any train set;
+3. no sentence of `en_heldout.txt` occurs in any split.
+
+Regenerate (needs `apt-get update` once, as root; downloads about 0.5 GB of .deb
+files into `egs/mini/mt1/downloads/`, which git ignores):
+
+```bash
+cd egs/mini/mt1
+../../../.venv/bin/python local/harvest.py --stage all
+```
+
+The package list is `egs/mini/mt1/local/packages.txt`; the result depends on the
+package versions in the Debian archive at the time of the harvest (see `SOURCES.md`).
+"""
+    path.write_text(text, encoding="utf-8")
+
+
+# =============================================================================
+# main
+# =============================================================================
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--stage", default="all", choices=["download", "extract", "filter", "split", "all"])
+    p.add_argument("--packages", type=Path, default=DEFAULT_PACKAGES, help="package list")
+    p.add_argument("--download_dir", type=Path, default=DEFAULT_DOWNLOAD_DIR,
+                   help="cache of .deb files and intermediate files (git-ignored)")
+    p.add_argument("--out_dir", type=Path, default=DEFAULT_OUT_DIR, help="final corpus directory")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--n_valid", type=int, default=1000)
+    p.add_argument("--n_test", type=int, default=1000)
+    p.add_argument("--n_heldout", type=int, default=1500)
+    p.add_argument("--verbose", "-v", action="store_true")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    specs = read_package_list(args.packages)
+    stages = ["download", "extract", "filter", "split"] if args.stage == "all" else [args.stage]
+    for st in stages:
+        LOG.info("=== stage %s ===", st)
+        if st == "download":
+            stage_download(specs, args.download_dir)
+        elif st == "extract":
+            stage_extract(specs, args.download_dir)
+        elif st == "filter":
+            stage_filter(args.download_dir, specs)
+        elif st == "split":
+            stage_split(args.download_dir, args.out_dir, args.seed, args.n_valid, args.n_test, args.n_heldout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Tests of the training configuration (legonn/config.py) and of ``legonn train``'s config handling."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from fixtures import base_config, corpus, run_legonn, write_config  # noqa: F401  (corpus is a fixture)
+from legonn.config import DEFAULTS, fill_placeholders, parse_overrides, resolve
+from legonn.errors import LegonnError
+
+
+@pytest.fixture
+def conf_file(corpus, tmp_path):
+    return write_config(tmp_path / "conf.yaml", base_config(corpus))
+
+
+# --- YAML file + defaults -----------------------------------------------------
+
+
+def test_yaml_values_override_defaults_and_keep_the_rest(conf_file):
+    config = resolve(conf_file)
+    assert config["optim"]["lr"] == 0.003
+    assert config["scheduler"]["warmup_steps"] == 50
+    assert config["trainer"]["keep_best"] == 3
+    assert config["batching"]["max_tokens"] == 300
+    # untouched keys keep their defaults
+    assert config["optim"]["clip_norm"] == DEFAULTS["optim"]["clip_norm"]
+    assert config["scheduler"]["type"] == "inverse_sqrt"
+    assert config["trainer"]["freeze"] == []
+    assert config["model"][0]["name"] == "encoder"
+    # resolve never mutates the defaults
+    assert DEFAULTS["optim"]["lr"] == 1.0e-3
+
+
+def test_no_file_gives_the_defaults():
+    assert resolve(None) == DEFAULTS
+    assert resolve(None) is not DEFAULTS
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(LegonnError, match="config file not found"):
+        resolve(tmp_path / "nope.yaml")
+
+
+# --- command-line overrides ---------------------------------------------------
+
+
+def test_overrides_are_parsed_as_yaml(conf_file):
+    config = resolve(conf_file, ["--optim.lr", "5e-4", "--trainer.freeze", "[encoder]", "--trainer.max_steps=7"])
+    assert config["optim"]["lr"] == 5e-4
+    assert isinstance(config["optim"]["lr"], float)
+    assert config["trainer"]["freeze"] == ["encoder"]
+    assert config["trainer"]["max_steps"] == 7
+    # the rest of the file and of the defaults survives
+    assert config["trainer"]["keep_best"] == 3
+    assert config["optim"]["clip_norm"] == 5.0
+
+
+@pytest.mark.parametrize("text,value", [("5e-4", 5e-4), ("1E3", 1e3), ("-2.5e-3", -2.5e-3), ("1.0e3", 1000.0), ("3", 3)])
+def test_scientific_notation_is_a_number(text, value):
+    """YAML 1.1 (PyYAML) reads ``5e-4`` as a string; a learning rate must come out as a float."""
+    parsed = parse_overrides(["--optim.lr", text])["optim"]["lr"]
+    assert parsed == value and type(parsed) is type(value)
+
+
+def test_scientific_notation_in_the_file_is_a_number(corpus, tmp_path):
+    raw = base_config(corpus)
+    path = tmp_path / "conf.yaml"
+    text = yaml.safe_dump(raw, sort_keys=False).replace("lr: 0.003", "lr: 3e-3")
+    assert "lr: 3e-3" in text
+    path.write_text(text)
+    assert resolve(path)["optim"]["lr"] == 3e-3
+
+
+def test_equals_form_and_nested_values():
+    nested = parse_overrides(["--a.b=value", "--a.c", "{x: 1}", "--d.e.f=[1, 2]"])
+    assert nested == {"a": {"b": "value", "c": {"x": 1}}, "d": {"e": {"f": [1, 2]}}}
+
+
+def test_override_of_a_mapping_key(conf_file, corpus):
+    config = resolve(conf_file, ["--data.targets.en.file=text.en2"])
+    assert config["data"]["targets"]["en"] == {"file": "text.en2", "vocab": str(corpus / "en.txt")}
+
+
+@pytest.mark.parametrize("args", [["optim.lr", "1"], ["--optim", "1"], ["--optim.lr"]])
+def test_malformed_overrides(args):
+    with pytest.raises(LegonnError):
+        parse_overrides(args)
+
+
+# --- typos ---------------------------------------------------------------------
+
+
+def test_typo_in_file_names_the_file_and_the_close_key(corpus, tmp_path):
+    raw = base_config(corpus)
+    raw["optim"] = {"lrr": 0.1}
+    path = write_config(tmp_path / "typo.yaml", raw)
+    with pytest.raises(LegonnError) as err:
+        resolve(path)
+    msg = str(err.value)
+    assert str(path) in msg
+    assert "optim.lrr" in msg
+    assert "did you mean 'lr'" in msg
+
+
+def test_typo_in_section_name(corpus, tmp_path):
+    raw = base_config(corpus)
+    raw["trainr"] = raw.pop("trainer")
+    path = write_config(tmp_path / "typo.yaml", raw)
+    with pytest.raises(LegonnError, match=r"unknown config key 'trainr'; did you mean 'trainer'"):
+        resolve(path)
+
+
+def test_typo_on_command_line_names_the_command_line(conf_file):
+    with pytest.raises(LegonnError) as err:
+        resolve(conf_file, ["--trainer.max_step", "10"])
+    msg = str(err.value)
+    assert msg.startswith("command line:")
+    assert "trainer.max_step" in msg
+    assert "did you mean 'max_steps'" in msg
+    assert str(conf_file) not in msg
+
+
+def test_unknown_key_without_a_close_match(conf_file):
+    with pytest.raises(LegonnError) as err:
+        resolve(conf_file, ["--optim.zzzzzz", "1"])
+    assert "optim.zzzzzz" in str(err.value)
+    assert "did you mean" not in str(err.value)
+
+
+# --- invalid YAML ------------------------------------------------------------------
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("optim:\n  lr: 0.1\n  betas: [0.9, 0.98\ntrainer:\n  max_epochs: 3\n")
+    with pytest.raises(LegonnError) as err:
+        resolve(path)
+    msg = str(err.value)
+    assert "invalid YAML" in msg
+    # "<path>:<line>: invalid YAML": the line of the problem is within the file
+    prefix = f"{path}:"
+    assert msg.startswith(prefix)
+    line = int(msg[len(prefix):].split(":")[0])
+    assert 3 <= line <= 5
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(LegonnError, match="mapping"):
+        resolve(path)
+
+
+# --- vocab:<stream> placeholders ---------------------------------------------------
+
+
+def test_placeholders_are_filled_from_the_data(conf_file):
+    from legonn.experiment import build_experiment
+
+    config = resolve(conf_file)
+    exp = build_experiment(config)
+    n_de, n_en = 3 + 12, 3 + 12
+    enc, dec = exp.model.blocks["encoder"], exp.model.blocks["decoder"]
+    assert enc.input_vocab_size == n_de
+    assert enc.output_vocab_size == n_en
+    assert dec.output_vocab_size == n_en and dec.input_vocab_size == n_en
+    assert dec.embed.num_embeddings == n_en
+    assert enc.spec_conf["input"]["vocab_size"] == n_de  # the filled value is what the module records
+    # the config itself keeps the placeholder strings (what config.yaml stores)
+    assert config["model"][0]["conf"]["input"]["vocab_size"] == "vocab:input"
+
+
+def test_fill_placeholders_unknown_stream():
+    model = [{"name": "e", "type": "lego_encoder", "conf": {"ctc_vocab_size": "vocab:fr", "x": ["vocab:en"]}}]
+    filled = fill_placeholders(copy.deepcopy(model[:0]), {})
+    assert filled == []
+    with pytest.raises(LegonnError, match=r"vocab:fr.*known: vocab:en"):
+        fill_placeholders(model, {"vocab:en": 5})
+    ok = fill_placeholders([{"conf": {"a": "vocab:en", "b": ["vocab:en", "text"]}}], {"vocab:en": 5})
+    assert ok == [{"conf": {"a": 5, "b": [5, "text"]}}]
+
+
+# --- legonn train (subprocess) ------------------------------------------------------
+
+
+def test_print_config_prints_the_resolved_yaml(conf_file, tmp_path):
+    proc = run_legonn("train", "--config", conf_file, "--print_config", "--optim.lr", "5e-4",
+                      "--trainer.freeze", "[encoder]", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    printed = yaml.safe_load(proc.stdout)
+    assert printed == resolve(conf_file, ["--optim.lr", "5e-4", "--trainer.freeze", "[encoder]"])
+    assert printed["optim"]["lr"] == 5e-4
+    assert not (tmp_path / "exp").exists()
+
+
+def test_missing_data_dir_is_one_line_and_exit_1(conf_file, tmp_path):
+    missing = tmp_path / "no_such_dir"
+    proc = run_legonn("train", "--config", conf_file, "--exp_dir", tmp_path / "exp", "--data.valid", str(missing),
+                      timeout=180)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("legonn train: error: ")
+    assert str(missing) in lines[0] and "not found" in lines[0]
+
+
+def test_typo_on_train_command_line_is_one_line_and_exit_1(conf_file, tmp_path):
+    proc = run_legonn("train", "--config", conf_file, "--exp_dir", tmp_path / "exp", "--optim.lrr", "1", timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "command line: unknown config key 'optim.lrr'; did you mean 'lr'?" in lines[0]
