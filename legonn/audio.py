@@ -69,6 +69,14 @@ _ARK_OFFSET = re.compile(r"^(?P<path>.+):(?P<offset>\d+)$")
 _noted: set[str] = set()
 
 
+def _soundfile():
+    try:
+        import soundfile
+    except ImportError:
+        raise LegonnError("reading audio needs the 'soundfile' package: pip install 'legonn[speech]'") from None
+    return soundfile
+
+
 def _note_once(key: str, msg: str, *args) -> None:
     if key not in _noted:
         _noted.add(key)
@@ -177,7 +185,7 @@ def to_int16(x: np.ndarray) -> np.ndarray:
 
 def wav_bytes(x: np.ndarray, rate: int) -> bytes:
     """16-bit PCM WAV file contents of ``x`` (1-D mono or (T, C))."""
-    import soundfile as sf
+    sf = _soundfile()
 
     buf = io.BytesIO()
     sf.write(buf, to_int16(x), rate, format="WAV", subtype="PCM_16")
@@ -295,7 +303,7 @@ def _unreadable(utt: str, path: str, exc: BaseException) -> LegonnError:
 
 def _read_file(path: str, utt: str, start: Optional[float], end: Optional[float], byte_source=None):
     """(float32 (T, C), rate) of ``path`` (or file-like ``byte_source``), optionally the [start, end) part."""
-    import soundfile as sf
+    sf = _soundfile()
 
     if byte_source is None and not os.path.isfile(path):
         raise LegonnError(f"utterance '{utt}': audio file {path} not found")

@@ -124,7 +124,7 @@ def read_lines(path: str | os.PathLike, name: Optional[str] = None, kind: Option
             break  # after the final newline
         where = f"{path}:{no}"
         if raw.endswith("\r"):
-            table.problems.append(("malformed", f"{where}: Windows line ending (\\r); run dos2unix"))
+            table.problems.append(("line ending", f"{where}: Windows line ending (\\r); run dos2unix or fix"))
             raw = raw.rstrip("\r")
         if not raw.strip():
             table.problems.append(("malformed", f"{where}: empty line"))
@@ -275,16 +275,18 @@ def check(
     utt2spk = first.get("utt2spk")
     if utt2spk is None:
         probs.add("missing", f"{d / 'utt2spk'}: missing (every data dir needs utt2spk; 'utt utt' lines if speakers are unknown)")
-        keys: dict[str, Line] = {}
+        utts = {}
+        where = {}
         for name in ("segments", "text") if segments is not None else ("wav.scp", "text"):
             for k, line in first.get(name, {}).items():
-                keys.setdefault(k, line)
-        utts = keys
+                if k not in utts:
+                    utts[k] = line
+                    where[k] = f"{tables[name].path}:{line.no}"
         master = "the utterance list"
     else:
         utts = utt2spk
+        where = {u: f"{tables['utt2spk'].path}:{line.no}" for u, line in utt2spk.items()}
         master = "utt2spk"
-    where = {u: (f"{tables['utt2spk'].path}:{line.no}" if utt2spk is not None else f"{tables[_origin(first, u)].path}:{line.no}") for u, line in utts.items()}
 
     # speakers
     if utt2spk is not None:
@@ -382,13 +384,6 @@ def check(
             if recs is not None:
                 _same_keys(t, first[name], recs, "recording", probs)
     return probs
-
-
-def _origin(first: dict[str, dict[str, Line]], utt: str) -> str:
-    for name in ("segments", "wav.scp", "text"):
-        if utt in first.get(name, {}):
-            return name
-    return "text"
 
 
 def _same_keys(t: Table, table: dict[str, Line], wanted: set[str], what: str, probs: _Problems) -> None:

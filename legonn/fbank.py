@@ -38,6 +38,14 @@ from legonn.errors import LegonnError
 log = logging.getLogger(__name__)
 
 
+def _knf():
+    try:
+        import kaldi_native_fbank
+    except ImportError:
+        raise LegonnError("fbank features need the 'kaldi-native-fbank' package: pip install 'legonn[speech]'") from None
+    return kaldi_native_fbank
+
+
 @dataclass
 class FbankConfig:
     num_mel_bins: int = 80
@@ -50,7 +58,7 @@ class FbankConfig:
     snip_edges: bool = True
 
     def options(self):
-        import kaldi_native_fbank as knf
+        knf = _knf()
 
         o = knf.FbankOptions()
         o.frame_opts.samp_freq = float(self.sample_rate)
@@ -75,7 +83,7 @@ def compute_fbank(wave: np.ndarray, cfg: Optional[FbankConfig] = None, *, scale:
 
     ``scale`` multiplies the samples first (32768: float [-1, 1] -> Kaldi's 16-bit scale).
     """
-    import kaldi_native_fbank as knf
+    knf = _knf()
 
     cfg = cfg or FbankConfig()
     fb = knf.OnlineFbank(cfg.options())

@@ -204,6 +204,7 @@ def _train(config: dict[str, Any], exp_dir: str | Path, device: str, stop_at_ste
         if metric not in metrics:
             raise LegonnError(f"trainer.best_metric '{metric}' is not a validation metric (known: {', '.join(sorted(metrics))})")
         improved = best is None or (metrics[metric] > best["metrics"][metric] if "acc" in metric else metrics[metric] < best["metrics"][metric])
+        improved = distributed.gather(improved, info)[0]  # only rank 0's keeper sees the saved checkpoints
         progress["since_best"] = 0 if improved else progress["since_best"] + 1
         checkpoint(metrics)
         return metrics

@@ -2,8 +2,14 @@
 "translation" corpus (German words -> English words), tiny model configs, and a way to run
 the ``legonn`` command in a subprocess.
 
-Import the helpers from the test files (``from fixtures import ...``); the pytest fixtures
-defined here (``corpus``, ``trained_exp``) are re-exported by the test files that use them.
+Import the helpers from the test files (``from fixtures import ...``); importing a pytest fixture
+(``corpus``, ``trained``, ``single_thread``) into a test module makes it available there. The
+trained experiment is cached for the whole session (``shared_experiment``) and reused by
+test_train, test_checkpoint and test_decode_cli.
+
+In-process training runs with one torch thread (``one_thread``): with the suite's 2 threads on a
+busy 2-core machine, the tiny models spend most of their time waiting for each other's threads.
+Subprocesses get ``OMP_NUM_THREADS=1``.
 """
 from __future__ import annotations
 
@@ -129,6 +135,25 @@ def run_legonn(*args: str, timeout: float = 300, cwd: Optional[Path] = None) -> 
         [sys.executable, "-m", "legonn", *map(str, args)],
         cwd=cwd or ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=timeout,
     )
+
+
+def run_legonn_parallel(*commands: list, timeout: float = 300) -> list[subprocess.CompletedProcess]:
+    """Run several ``legonn`` commands at once (their start-up, mostly importing torch, overlaps)."""
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "legonn", *map(str, args)], cwd=ROOT, env=subprocess_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for args in commands
+    ]
+    done = []
+    for proc, args in zip(procs, commands):
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for other in procs:
+                other.kill()
+            raise
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
 
 
 def free_port() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def test_sphere_pcm_two_channels(stereo_sph):
 
 def test_sph2pipe_entry_selects_channel(stereo_sph, monkeypatch):
     path, data = stereo_sph
-    monkeypatch.setattr(A.shutil, "which", lambda name: None if "sph2pipe" in name else shutil.which(name))
+    real_which = shutil.which  # pretend sph2pipe is not installed: read the file in-process
+    monkeypatch.setattr(A.shutil, "which", lambda name: None if "sph2pipe" in name else real_which(name))
     for ch in (1, 2):
         x = A.read_audio(f"sph2pipe -f wav -p -c {ch} {path} |", utt="sw1", rate=8000)
         np.testing.assert_array_equal(A.to_int16(x), data[:, ch - 1])
@@ -210,5 +212,5 @@ def test_wav_bytes_and_module_main(tmp_path, capsysbinary):
     path.write_bytes(A.wav_bytes(x, 16000))
     assert A.main([str(path), "--speed", "1.1"]) == 0
     out = capsysbinary.readouterr().out
-    y, rate = sf.read(__import__("io").BytesIO(out), dtype="float32")
+    y, rate = sf.read(io.BytesIO(out), dtype="float32")
     assert rate == 16000 and abs(len(y) - len(x) / 1.1) <= 1

@@ -20,13 +20,13 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 # --- resumption --------------------------------------------------------------------------
 
-K = 8  # update steps; an epoch of the corpus is 5 batches, so K spans epoch boundaries
+# An epoch of the corpus is 5 batches: 5 updates, or 3 with accum_grad 2 (the last one of 1 batch).
 
 
-def _resume_config(corpus, tmp_path, accum, valid_every):
+def _resume_config(corpus, tmp_path, accum, valid_every, max_steps):
     return resolved(corpus, tmp_path, dropout=0.1, edit={
         "optim": {"accum_grad": accum},
-        "trainer": {"max_steps": K, "valid_every_steps": valid_every, "keep_best": 10, "log_every_steps": 3},
+        "trainer": {"max_steps": max_steps, "valid_every_steps": valid_every, "keep_best": 10, "log_every_steps": 2},
     })
 
 
@@ -35,25 +35,23 @@ def _final(exp_dir):
 
 
 @pytest.mark.parametrize(
-    "accum,valid_every",
+    "accum,valid_every,k",
     [
-        (1, 3),  # interrupted at step 4 (epoch 1), between two validations
-        (2, 3),  # 2 batches per update (3 updates an epoch): interrupted in epoch 2
-        (1, 2),  # interrupted right after the validation of step 4
+        (1, 2, 6),  # interrupted at step 3 (epoch 1) between two validations; ends in epoch 2
+        (2, 3, 8),  # 2 batches per update: interrupted at step 4, mid-epoch 2; ends in epoch 3
+        (1, 3, 6),  # interrupted right after the validation of step 3
     ],
 )
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(corpus, tmp_path, accum, valid_every):
-    config = _resume_config(corpus, tmp_path, accum, valid_every)
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(corpus, tmp_path, accum, valid_every, k):
+    config = _resume_config(corpus, tmp_path, accum, valid_every, k)
     a, b = tmp_path / "a", tmp_path / "b"
     progress_a = train(config, a)
-    assert progress_a["step"] == K
-    epochs_a = progress_a["epoch"]
-    assert epochs_a >= 1, "K must span an epoch boundary"
+    assert progress_a["step"] == k
 
-    stopped = train(config, b, stop_at_step=K // 2)
-    assert stopped["step"] == K // 2
-    assert _final(b)["progress"]["step"] == K // 2
-    assert stopped["epoch"] < epochs_a  # the interruption and the end are in different epochs
+    stopped = train(config, b, stop_at_step=k // 2)
+    assert stopped["step"] == k // 2
+    assert _final(b)["progress"]["step"] == k // 2
+    assert stopped["epoch"] < progress_a["epoch"]  # the run is resumed in another epoch than it ends in
     progress_b = train(config, b)
     assert progress_b == progress_a
     assert "resumed from" in (b / "train.log").read_text()
@@ -79,9 +77,9 @@ def test_without_the_rng_state_the_resumed_run_would_differ(corpus, tmp_path, mo
     """The dropout RNG matters: the equality above is not a coincidence."""
     import legonn.trainer
 
-    config = _resume_config(corpus, tmp_path, 1, 3)
+    config = _resume_config(corpus, tmp_path, 1, 2, 6)
     train(config, tmp_path / "a")
-    train(config, tmp_path / "b", stop_at_step=K // 2)
+    train(config, tmp_path / "b", stop_at_step=3)
     monkeypatch.setattr(legonn.trainer, "set_rng_state", lambda state: None)
     train(config, tmp_path / "b")
     assert state_equal(_final(tmp_path / "a")["model"], _final(tmp_path / "b")["model"]) != []

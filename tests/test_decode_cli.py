@@ -7,25 +7,15 @@ import json
 import pytest
 import torch
 
-from fixtures import run_legonn, single_thread, trained  # noqa: F401  (fixtures)
+from fixtures import run_legonn, run_legonn_parallel, shared_experiment, single_thread  # noqa: F401  (fixture)
 from legonn.data import read_table
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-def one_line_error(proc, command):
-    assert proc.returncode == 1, (proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith(f"legonn {command}: error: ")
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """(exp_dir, config, modules dir): ``legonn export`` of the shared experiment."""
-    from fixtures import shared_experiment
-
     exp_dir, config = shared_experiment(tmp_path_factory)
     out = tmp_path_factory.mktemp("export") / "modules"
     proc = run_legonn("export", "--exp_dir", exp_dir, "--out_dir", out)
@@ -78,12 +68,14 @@ def test_decode_exp_dir_and_modules_agree_and_score(exported, tmp_path):
     exp_dir, config, modules = exported
     valid = config["data"]["valid"]
     by_exp, by_modules = tmp_path / "by_exp", tmp_path / "by_modules"
-    proc = run_legonn("decode", "--exp_dir", exp_dir, "--data_dir", valid, "--out_dir", by_exp, "--beam", "3")
-    assert proc.returncode == 0, proc.stderr
-    assert "decoded 30 utterances" in proc.stdout
-    proc = run_legonn("decode", "--modules", modules / "encoder", modules / "decoder", "--input_file", "text.de",
-                      "--data_dir", valid, "--out_dir", by_modules, "--beam", "3")
-    assert proc.returncode == 0, proc.stderr
+    procs = run_legonn_parallel(
+        ["decode", "--exp_dir", exp_dir, "--data_dir", valid, "--out_dir", by_exp, "--beam", "3"],
+        ["decode", "--modules", modules / "encoder", modules / "decoder", "--input_file", "text.de",
+         "--data_dir", valid, "--out_dir", by_modules, "--beam", "3"],
+    )
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr
+        assert "decoded 30 utterances" in proc.stdout
 
     text = (by_exp / "text").read_text()
     assert text == (by_modules / "text").read_text()
@@ -102,13 +94,19 @@ def test_decode_exp_dir_and_modules_agree_and_score(exported, tmp_path):
     assert (by_exp / "score.json").is_file()
 
 
-def test_decode_with_a_missing_input_file_writes_nothing(exported, tmp_path):
+def test_decode_with_a_missing_input_file_writes_nothing(exported, tmp_path, capsys):
+    from legonn import cli
+
     exp_dir, config, modules = exported
     data = tmp_path / "data"
     data.mkdir()
     (data / "text.en").write_text("u1 house\n")  # no text.de
     out = tmp_path / "out"
-    line = one_line_error(run_legonn("decode", "--exp_dir", exp_dir, "--data_dir", data, "--out_dir", out), "decode")
+    status = cli.main(["decode", "--exp_dir", str(exp_dir), "--data_dir", str(data), "--out_dir", str(out)])
+    assert status == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("legonn decode: error: "), err
+    line = err[0]
     assert "text.de" in line and "not found" in line
     assert not (out / "text").exists()
     assert not out.exists() or not list(out.iterdir())
@@ -161,9 +159,9 @@ def test_decode_with_an_averaged_checkpoint(exported, tmp_path):
 
     avg = tmp_path / "avg.pt"
     assert cli.main(["average", "--exp_dir", str(exp_dir), "--mode", "best", "--num", "2", "--out", str(avg)]) == 0
-    proc = run_legonn("decode", "--exp_dir", exp_dir, "--checkpoint", avg, "--data_dir", config["data"]["valid"],
-                      "--out_dir", tmp_path / "out", "--beam", "2", "--ctc_modules")
-    assert proc.returncode == 0, proc.stderr
+    status = cli.main(["decode", "--exp_dir", str(exp_dir), "--checkpoint", str(avg), "--data_dir", config["data"]["valid"],
+                       "--out_dir", str(tmp_path / "out"), "--beam", "2", "--ctc_modules"])
+    assert status == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["nbest", "text"]
     assert len(read_table(tmp_path / "out" / "text")) == 30
     assert torch.load(avg, weights_only=True)["averaged_from"]

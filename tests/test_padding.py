@@ -12,7 +12,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from legonn.chain import build_module
+from legonn.chain import Chain, build_module
 from legonn.interface import ModuleOutput
 
 ATOL = 1e-5
@@ -181,8 +181,6 @@ def test_transformer_decoder_teacher_forced(short_first):
 @pytest.mark.parametrize("short_first", [True, False])
 def test_whole_three_module_chain(short_first):
     """Speech -> phoneme marginals -> word marginals -> text logits, end to end."""
-    from legonn.chain import Chain
-
     torch.manual_seed(0)
     chain = Chain.from_specs(
         [
