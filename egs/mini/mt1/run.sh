@@ -22,7 +22,7 @@ deen_lego_wemb:conf/train_deen_lego_wemb.yaml
 deen_lego_beamconv:conf/train_deen_lego_beamconv.yaml
 roen_baseline:conf/train_roen_baseline.yaml
 roen_enconly:conf/train_roen_enconly.yaml"
-avg_num=5
+avg_num=3
 decodes="deen_baseline@deen_test deen_lego_wemb@deen_test deen_lego_beamconv@deen_test
 roen_baseline@roen_test roen_enconly@roen_test"
 decode_opts="--beam 5 --length_penalty 0.6 --max_len_a 1.2 --max_len_b 10"   # paper's MT setting

@@ -35,12 +35,16 @@ for pair, src in (("deen", "de"), ("roen", "ro")):
     for split in ("train", "valid", "test"):
         limit = train_pairs if split == "train" else eval_pairs
         rows = []
-        with lzma.open(corpus / pair / f"{split}.tsv.xz", "rt", encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                fields = line.rstrip("\n").split("\t")
-                if len(fields) < 3:
-                    sys.exit(f"local/data.sh: {corpus / pair / split}.tsv.xz:{n}: expected id<TAB>source<TAB>english")
-                rows.append(fields[:3])
+        path = corpus / pair / f"{split}.tsv.xz"
+        try:
+            with lzma.open(path, "rt", encoding="utf-8") as f:
+                for n, line in enumerate(f, 1):
+                    fields = line.rstrip("\n").split("\t")
+                    if len(fields) < 3:
+                        sys.exit(f"local/data.sh: {path}:{n}: expected id<TAB>source<TAB>english")
+                    rows.append(fields[:3])
+        except (EOFError, lzma.LZMAError, UnicodeDecodeError) as exc:
+            sys.exit(f"local/data.sh: {path}: corrupt or truncated ({exc})")
         if limit:
             rows = rows[:limit]
         out = Path("data") / f"{pair}_{split}"

@@ -52,7 +52,7 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 try:
     from tqdm import tqdm
@@ -405,7 +405,10 @@ def looks_like_sentence(s: str) -> bool:
 
 
 def _ding_clean(s: str) -> str:
+    """Remove ``{..}`` ``[..]`` ``<..>`` annotations; unwrap optional ``(words)``."""
     s = _DING_ANNOT.sub("", s)
+    s = re.sub(r"\(([^()]*)\)", r"\1", s)
+    s = re.sub(r"\s+([,.!?;:])", r"\1", s)
     return re.sub(r"\s+", " ", s).strip()
 
 
@@ -414,42 +417,53 @@ def _ding_subalts(alt: str) -> List[str]:
     return [p.strip() for p in re.split(r"(?<=[.!?…\"”’])\s*;\s*", alt) if p.strip()]
 
 
-def parse_ding_line(line: str) -> List[Tuple[str, str]]:
+def parse_ding_line(line: str, stats: Optional[Dict[str, int]] = None) -> List[Tuple[str, str]]:
     """Example-sentence pairs ``(german, english)`` of one ``German :: English`` line.
 
     The k-th ``|`` alternative of each side is paired only when both sides
     have the same number of alternatives; annotations ``{..}``, ``[..]``,
-    ``<..>`` are removed; only alternatives that look like sentences on both
-    sides are kept; ``;``-separated sub-alternatives are paired k-th with
-    k-th when their counts match, otherwise first with first.
+    ``<..>`` are removed and optional words ``(..)`` unwrapped; only
+    alternatives that look like sentences on both sides are kept;
+    ``;``-separated sub-alternatives are paired k-th with k-th when their
+    counts match, otherwise first with first.  Alternatives with
+    placeholders (``etw.``, ``jdn.``, ``sth.``, ``sb.``), word alternatives
+    (``help/assist``) or gaps (``…``) are skipped: they are not plain text.
     """
+    st = stats if stats is not None else collections.Counter()
     line = line.rstrip("\n")
     if not line or line.startswith("#") or " :: " not in line:
         return []
+    st["entries"] += 1
     de, en = line.split(" :: ", 1)
     de_alts = de.split(" | ")
     en_alts = en.split(" | ")
     if len(de_alts) != len(en_alts):
+        st["entries_alternative_count_mismatch"] += 1
         return []
     pairs = []
     for d, e in zip(de_alts, en_alts):
         d, e = _ding_clean(d), _ding_clean(e)
-        if _DING_PLACEHOLDER.search(d) or _DING_PLACEHOLDER.search(e):
-            continue
         ds, es = _ding_subalts(d), _ding_subalts(e)
         if not ds or not es:
             continue
         cand = list(zip(ds, es)) if len(ds) == len(es) else [(ds[0], es[0])]
         for a, b in cand:
-            if looks_like_sentence(a) and looks_like_sentence(b):
-                pairs.append((a, b))
+            if not (looks_like_sentence(a) and looks_like_sentence(b)):
+                continue  # a word or phrase entry, not an example sentence
+            st["example_sentences"] += 1
+            if any(_DING_PLACEHOLDER.search(x) or "/" in x or "…" in x or "..." in x for x in (a, b)):
+                st["skipped_placeholder_slash_gap"] += 1
+                continue
+            pairs.append((a, b))
+            st["pairs"] += 1
     return pairs
 
 
-def read_ding(text: str) -> List[Tuple[str, str]]:
+def read_ding(text: str, stats: Optional[Dict[str, int]] = None) -> List[Tuple[str, str]]:
+    """All example-sentence pairs of the Ding dictionary file (see :func:`parse_ding_line`)."""
     out = []
     for line in text.splitlines():
-        out.extend(parse_ding_line(line))
+        out.extend(parse_ding_line(line, stats))
     return out
 
 
@@ -534,25 +548,32 @@ def has_url_email_path(s: str) -> bool:
     return bool(_URL_EMAIL_PATH.search(s))
 
 
-_MARKUP = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(\s[^<>]*)?/?>|&(#\d+|#x[0-9a-fA-F]+|[A-Za-z]+);")
+_MARKUP = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(\s[^<>]*)?/?>"  # <b> </b> <a href=".."> <br/>
+                     r"|&(#\d+|#x[0-9a-fA-F]+|[A-Za-z]+);"  # &amp; &#169;
+                     r"|\[/[A-Za-z]+\]")  # BBCode closing tags [/u]
 
 
 def has_markup(s: str) -> bool:
-    """HTML/XML/Pango tags (``<b>``, ``<a href=..>``) and entities (``&amp;``)."""
+    """HTML/XML/Pango tags (``<b>``, ``<a href=..>``), entities (``&amp;``), BBCode ``[/u]``."""
     return bool(_MARKUP.search(s))
 
 
 _CODE = re.compile(
     r"(^|\s)--?[A-Za-z][\w-]*"  # command-line options
     r"|[\\=|]|::|->|=>|\(\)|\[\]"  # code-ish punctuation
-    r"|\b[a-z]+[A-Z][A-Za-z]*\b"  # camelCase identifiers
     r"|\b[A-Za-z]+_[A-Za-z_]+\b"  # snake_case identifiers
 )
 
 
+_CAMEL = re.compile(r"\b[a-z]{2,}[A-Z][A-Za-z]*\b")  # fooBar (not iPod, vCard, kHz)
+CAMEL_CASE_NAMES = {"digiKam", "openSUSE", "macOS"}  # product names, not identifiers
+
+
 def has_code(s: str) -> bool:
     """Command-line options, identifiers and code-like punctuation (``--help``, ``a=b``, ``fooBar``)."""
-    return bool(_CODE.search(s))
+    if _CODE.search(s):
+        return True
+    return any(m.group(0) not in CAMEL_CASE_NAMES for m in _CAMEL.finditer(s))
 
 
 def has_no_letters(s: str) -> bool:
@@ -590,7 +611,7 @@ def ratio_ok(src: str, en: str, max_ratio: float = 1.5) -> bool:
 
 _LANG_FEATURES = {
     "de": (
-        re.compile(r"[äöüÄÖÜß]"),
+        re.compile(r"[äöüÄÖÜß]|\w\w(ung|ungen|heit|keit|lich|liche|lichen|isch|ische|ieren|iert|schaft)\b"),
         set("der die das den dem des ein eine einen einem einer eines und oder nicht ist sind "
             "wird werden wurde kann können muss soll sie er es wir ihr ich du mit für von zu zum zur "
             "auf aus bei nach über unter vor durch ohne um bitte kein keine keinen diese dieser dieses "
@@ -598,7 +619,7 @@ _LANG_FEATURES = {
             "werden datei dateien fenster".split()),
     ),
     "ro": (
-        re.compile(r"[ăâîșțĂÂÎȘȚ]"),
+        re.compile(r"[ăâîșțĂÂÎȘȚ]|\w\w(ului|ilor|elor|ează|ția|ție|ții|ării|ările|urile|ește)\b"),
         set("și sau nu este sunt fi de la în din pe cu un o unei unui al ale ai lui care ce să se "
             "acest această aceste acesta pentru mai dacă poate fost fișier fișierul fișiere fereastra "
             "toate nou noua".split()),
@@ -607,7 +628,7 @@ _LANG_FEATURES = {
 
 
 def has_language_features(src: str, lang: str) -> bool:
-    """Target-language looking: typical letters (ä ö ü ß / ă â î ș ț) or function words."""
+    """Target-language looking: typical letters (ä ö ü ß / ă â î ș ț), suffixes or function words."""
     chars, words = _LANG_FEATURES[lang]
     if chars.search(src):
         return True
@@ -637,12 +658,15 @@ def language_ok(src: str, en: str, lang: str, max_overlap: float = 0.5) -> bool:
 
 
 # The filter chain: (name, predicate(src, en, lang) -> True to KEEP).  Each
-# pair is counted under the first rule that drops it.
-FILTER_RULES: List[Tuple[str, Callable[[str, str, str], bool]]] = [
+# pair is counted under the first rule that drops it.  PRE_RULES run before
+# the accelerator marks are removed, FILTER_RULES after.
+PRE_RULES: List[Tuple[str, Callable[[str, str, str], bool]]] = [
     ("empty", lambda s, e, l: bool(s) and bool(e)),
     ("format_code", lambda s, e, l: not (has_format_code(s) or has_format_code(e))),
     ("url_email_path", lambda s, e, l: not (has_url_email_path(s) or has_url_email_path(e))),
     ("markup", lambda s, e, l: not (has_markup(s) or has_markup(e))),
+]
+FILTER_RULES: List[Tuple[str, Callable[[str, str, str], bool]]] = [
     ("code", lambda s, e, l: not (has_code(s) or has_code(e))),
     ("no_letters", lambda s, e, l: not (has_no_letters(s) or has_no_letters(e))),
     ("identical", lambda s, e, l: not is_identical(s, e)),
@@ -650,15 +674,22 @@ FILTER_RULES: List[Tuple[str, Callable[[str, str, str], bool]]] = [
     ("length_ratio", lambda s, e, l: ratio_ok(s, e)),
     ("language", lambda s, e, l: language_ok(s, e, l)),
 ]
+RULE_NAMES = [n for n, _f in PRE_RULES] + ["accelerator"] + [n for n, _f in FILTER_RULES]
 
 
 def clean_pair(src: str, en: str, lang: str) -> Tuple[Optional[Tuple[str, str]], Optional[str]]:
     """Normalise one pair and run the filter chain.
 
-    Returns ``((src, en), None)`` when kept, ``(None, rule_name)`` when dropped.
+    Order: :func:`normalize_text`; the rules of ``PRE_RULES`` (on the text as
+    it came); :func:`strip_accelerator` (drop as ``accelerator`` if it cannot
+    be removed simply); the rules of ``FILTER_RULES``.  Returns
+    ``((src, en), None)`` when kept, ``(None, rule_name)`` when dropped.
     """
     src = normalize_text(src, lang)
     en = normalize_text(en, "en")
+    for name, keep in PRE_RULES:
+        if not keep(src, en, lang):
+            return None, name
     s2, e2 = strip_accelerator(src), strip_accelerator(en)
     if s2 is None or e2 is None:
         return None, "accelerator"
@@ -669,35 +700,38 @@ def clean_pair(src: str, en: str, lang: str) -> Tuple[Optional[Tuple[str, str]],
     return (src, en), None
 
 
-def dedup_pairs(pairs: Iterable[Tuple[str, str, str]], max_per_english: int = 2):
+def dedup_pairs(pairs: Iterable[Tuple[str, str, str]], max_per_english: int = 2,
+                stats: Optional[Dict[str, Dict[str, int]]] = None) -> List[Tuple[str, str, str]]:
     """De-duplicate ``(src, en, origin)`` pairs, first occurrence wins.
 
-    * exact duplicates on the normalised (``norm_key``) source + English;
-    * at most ``max_per_english`` different sources per normalised English.
+    * ``duplicate``: same normalised (:func:`norm_key`) source + English as a kept pair;
+    * ``max_targets_per_english``: the normalised English already has
+      ``max_per_english`` different translations.
 
-    Returns ``(kept, n_duplicate, n_too_many_targets)``.
+    Drops are counted in ``stats[origin][reason]`` when ``stats`` is given.
     """
     seen = set()
     per_en: Dict[str, int] = collections.Counter()
     kept = []
-    n_dup = n_many = 0
     for src, en, origin in pairs:
         ek = norm_key(en)
         k = (norm_key(src), ek)
         if k in seen:
-            n_dup += 1
+            reason = "duplicate"
+        elif per_en[ek] >= max_per_english:
+            reason = "max_targets_per_english"
+        else:
+            seen.add(k)
+            per_en[ek] += 1
+            kept.append((src, en, origin))
             continue
-        seen.add(k)
-        if per_en[ek] >= max_per_english:
-            n_many += 1
-            continue
-        per_en[ek] += 1
-        kept.append((src, en, origin))
-    return kept, n_dup, n_many
+        if stats is not None:
+            stats[origin][reason] += 1
+    return kept
 
 
 def filter_pairs(raw: Iterable[Tuple[str, str, str]], lang: str, max_per_english: int = 2):
-    """Normalise + filter + de-duplicate raw ``(src, en, origin)`` pairs.
+    """Normalise + filter (:func:`clean_pair`) + de-duplicate (:func:`dedup_pairs`).
 
     Returns ``(kept, stats)`` where ``stats[origin][rule]`` counts drops and
     ``stats[origin]["raw"]`` / ``["kept"]`` the totals.
@@ -711,22 +745,8 @@ def filter_pairs(raw: Iterable[Tuple[str, str, str]], lang: str, max_per_english
             stats[origin][rule] += 1
         else:
             cleaned.append((pair[0], pair[1], origin))
-    # de-duplicate, recording per origin
-    seen = set()
-    per_en: Dict[str, int] = collections.Counter()
-    kept = []
-    for src, en, origin in cleaned:
-        ek = norm_key(en)
-        k = (norm_key(src), ek)
-        if k in seen:
-            stats[origin]["duplicate"] += 1
-            continue
-        seen.add(k)
-        if per_en[ek] >= max_per_english:
-            stats[origin]["max_targets_per_english"] += 1
-            continue
-        per_en[ek] += 1
-        kept.append((src, en, origin))
+    kept = dedup_pairs(cleaned, max_per_english, stats)
+    for _s, _e, origin in kept:
         stats[origin]["kept"] += 1
     return kept, {o: dict(c) for o, c in stats.items()}
 
@@ -735,13 +755,13 @@ def filter_pairs(raw: Iterable[Tuple[str, str, str]], lang: str, max_per_english
 # Splits
 # =============================================================================
 
-_SPEAKABLE = re.compile(r"^[A-Za-z][A-Za-z ,.'’?!-]*[.?!]$")
+_SPEAKABLE = re.compile(r"^[A-Z][A-Za-z ,.'’?!]*[.?!]$")
 
 
 def heldout_eligible(en: str, min_words: int = 4, max_words: int = 12) -> bool:
-    """A short, speakable English sentence: 4-12 words, letters and , . ' ? ! - only."""
+    """A short, speakable English sentence: 4-12 words, ASCII letters and , . ' ’ ? ! only."""
     n = len(en.split())
-    return min_words <= n <= max_words and bool(_SPEAKABLE.match(en)) and en[0].isupper()
+    return min_words <= n <= max_words and bool(_SPEAKABLE.match(en))
 
 
 def assign_splits(
@@ -750,28 +770,31 @@ def assign_splits(
     n_valid: int = 1000,
     n_test: int = 1000,
     n_heldout: int = 1500,
-    rate_pair: str = "roen",
-) -> Tuple[Dict[str, Dict[str, List[Tuple[str, str, str]]]], List[str]]:
+    order: Sequence[str] = ("roen", "deen"),
+) -> Tuple[Dict[str, Dict[str, List[Tuple[str, str, str]]]], List[str], Dict[str, Dict[str, int]]]:
     """Deterministic train/valid/test splits with English-side constraints.
 
     ``data`` maps a language pair (``"deen"``, ``"roen"``) to its filtered
-    ``(src, en, origin)`` pairs.  Every normalised English sentence
-    (:func:`norm_key`: case and punctuation ignored) gets ONE label shared by
-    all language pairs -- ``heldout``, ``valid``, ``test`` or ``train`` -- so
-    that near-duplicates always fall into the same split and
+    ``(src, en, origin)`` pairs.  Sentences are grouped by their normalised
+    English (:func:`norm_key`: case and punctuation ignored), and each group
+    gets ONE label shared by all language pairs, so near-duplicates always
+    fall into the same split:
 
-    1. no Ro-En valid/test English occurs in the De-En training data,
-    2. no valid/test English occurs in any training set,
-    3. the held-out pool (``n_heldout`` short speakable English sentences,
-       :func:`heldout_eligible`) occurs in no split at all.
+    * ``heldout``: ``n_heldout`` groups with a short speakable English
+      sentence (:func:`heldout_eligible`), drawn first; used by no pair;
+    * ``(valid|test, owner)``: for each pair of ``order`` in turn, groups
+      drawn uniformly (seeded shuffle) among that pair's still unlabelled
+      groups until it has ``n_valid`` (``n_test``) pairs; the group's
+      pairs of OTHER language pairs are set aside (used nowhere), which
+      keeps every test set a uniform sample of its own pair's data;
+    * everything else is ``train``.
 
-    Valid/test keys are drawn in a seeded random order: first keys of
-    ``rate_pair`` (the smaller pair) until it has ``n_valid`` (``n_test``)
-    pairs, then keys of the other pairs that are absent from ``rate_pair``
-    until they have enough too.  Returns ``(splits, heldout_sentences)``
-    with ``splits[pair][split] = [(src, en, origin), ...]``.
+    Hence (1) no Ro-En valid/test English occurs in De-En train, (2) no
+    valid/test English occurs in any train set, (3) the held-out pool occurs
+    in no split.  Returns ``(splits, heldout_sentences, set_aside)`` with
+    ``splits[pair][split] = [(src, en, origin), ...]`` and
+    ``set_aside[pair] = {"heldout": n, "other_pair_eval": n}``.
     """
-    rng = random.Random(seed)
     by_key: Dict[str, Dict[str, int]] = collections.defaultdict(collections.Counter)
     first_en: Dict[str, str] = {}
     for lp, pairs in data.items():
@@ -779,48 +802,51 @@ def assign_splits(
             k = norm_key(en)
             by_key[k][lp] += 1
             first_en.setdefault(k, en)
-    keys = sorted(by_key)
-    rng.shuffle(keys)
-    label: Dict[str, str] = {}
+    all_keys = sorted(by_key)
 
-    # 3. held-out pool
+    def shuffled(phase: str) -> List[str]:
+        # a fresh seeded order per phase, so that every draw is uniform over
+        # the groups still unlabelled (a shared order would bias later draws)
+        keys = list(all_keys)
+        random.Random(f"{seed}/{phase}").shuffle(keys)
+        return keys
+
+    label: Dict[str, Tuple[str, Optional[str]]] = {}
     heldout: List[str] = []
-    for k in keys:
+    for k in shuffled("heldout"):
         if len(heldout) >= n_heldout:
             break
         if heldout_eligible(first_en[k]):
-            label[k] = "heldout"
+            label[k] = ("heldout", None)
             heldout.append(first_en[k])
 
-    # valid / test, driven by the rate pair first, then the others
-    other_pairs = [lp for lp in data if lp != rate_pair]
-    for split, target in (("valid", n_valid), ("test", n_test)):
-        counts = collections.Counter()
-        if rate_pair in data:
-            for k in keys:
-                if counts[rate_pair] >= target:
+    lps = [lp for lp in order if lp in data] + [lp for lp in data if lp not in order]
+    for lp in lps:
+        for split, target in (("valid", n_valid), ("test", n_test)):
+            count = 0
+            for k in shuffled(f"{lp}/{split}"):
+                if count >= target:
                     break
-                if k in label or not by_key[k].get(rate_pair):
+                if k in label or not by_key[k].get(lp):
                     continue
-                label[k] = split
-                counts.update(by_key[k])
-        for lp in other_pairs:
-            for k in keys:
-                if counts[lp] >= target:
-                    break
-                if k in label or not by_key[k].get(lp) or by_key[k].get(rate_pair):
-                    continue
-                label[k] = split
-                counts.update(by_key[k])
+                label[k] = (split, lp)
+                count += by_key[k][lp]
 
     splits: Dict[str, Dict[str, List[Tuple[str, str, str]]]] = {}
+    set_aside: Dict[str, Dict[str, int]] = {}
     for lp, pairs in data.items():
         splits[lp] = {"train": [], "valid": [], "test": []}
+        aside = collections.Counter({"heldout": 0, "other_pair_eval": 0})
         for p in pairs:
-            lab = label.get(norm_key(p[1]), "train")
-            if lab != "heldout":
-                splits[lp][lab].append(p)
-    return splits, sorted(heldout, key=lambda s: s.casefold())
+            split, owner = label.get(norm_key(p[1]), ("train", None))
+            if split == "heldout":
+                aside["heldout"] += 1
+            elif split == "train" or owner == lp:
+                splits[lp][split].append(p)
+            else:
+                aside["other_pair_eval"] += 1
+        set_aside[lp] = dict(aside)
+    return splits, sorted(heldout, key=lambda s: s.casefold()), set_aside
 
 
 def check_split_constraints(splits, heldout: Sequence[str]) -> List[str]:
@@ -916,7 +942,7 @@ EXTRACT_PATTERNS = {
 
 
 def deb_fields(deb: Path) -> Dict[str, str]:
-    out = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Version", "Source", "Homepage"],
+    out = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Version", "Source", "Section", "Homepage"],
                          capture_output=True, text=True, check=True).stdout
     fields = {}
     for line in out.splitlines():
@@ -943,13 +969,28 @@ def extract_deb(deb: Path, dest: Path, kind: str, pkg: str) -> None:
 
 _LICENSE_NAMES = [
     ("MPL-2.0", r"Mozilla Public License,? (Version|v\.?) ?2\.0|MPL-2\.0"),
-    ("GPL-3+", r"GPL-3\+|GNU General Public License[^.]{0,80}version 3[^.]{0,40}or[^.]{0,20}later"),
-    ("GPL-2+", r"GPL-2\+|GNU General Public License[^.]{0,80}version 2[^.]{0,40}or[^.]{0,20}later|GPL Version 2 or later"),
-    ("LGPL", r"LGPL|Lesser General Public License|Library General Public License"),
+    ("LGPL-2.1+", r"Lesser General Public License[^.]{0,120}version 2\.1[^.]{0,40}or[^.]{0,40}later"),
+    ("LGPL-2+", r"Library General Public License[^.]{0,120}version 2[^.]{0,40}or[^.]{0,40}later"),
+    ("LGPL-3+", r"Lesser General Public License[^.]{0,120}version 3[^.]{0,40}or[^.]{0,40}later"),
+    ("LGPL", r"\bLGPL|Lesser General Public License|Library General Public License"),
+    ("GPL-3+", r"GPL-3\+|GNU General Public License[^.]{0,120}version 3[^.]{0,40}or[^.]{0,40}later"),
+    ("GPL-2+", r"GPL-2\+|GNU General Public License[^.]{0,120}version 2[^.]{0,40}or[^.]{0,40}later"
+               r"|GPL Version 2 or later"),
     ("GPL", r"\bGPL\b|GNU General Public License"),
 ]
-_NONFREE_HINTS = re.compile(r"non-commercial|noncommercial|not be (re)?distributed|no redistribution|"
-                            r"redistribution (is )?(not|prohibited)|all rights reserved(?![^\n]{0,200}permission)", re.I)
+
+
+_LICENSE_EXPR = re.compile(r"^[\w.+-]+(\s+(and|or|with)\s+[\w.+-]+(\s+exception)?)*$")
+
+
+def guess_license(text: str) -> Optional[str]:
+    """The licence a free-form copyright text names first (most specific name at that place)."""
+    best = None
+    for name, pat in _LICENSE_NAMES:
+        m = re.search(pat, text)
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), name)
+    return best[1] if best else None
 
 
 def summarize_copyright(text: str) -> Dict[str, object]:
@@ -975,11 +1016,8 @@ def summarize_copyright(text: str) -> Dict[str, object]:
                     main = lm.group(1).strip()
                 if any(f.startswith("po/") or "/po/" in f or f.startswith("po") for f in files) and po is None:
                     po = lm.group(1).strip()
-    if main is None:
-        for name, pat in _LICENSE_NAMES:
-            if re.search(pat, text):
-                main = name
-                break
+    if main is None or not _LICENSE_EXPR.match(main):  # e.g. a sentence instead of a short name
+        main = guess_license(text) or main
     licenses = sorted({m.strip() for m in re.findall(r"^License:\s*(.+)$", text, re.M)})
     return {
         "license": main or "unknown",
@@ -987,7 +1025,6 @@ def summarize_copyright(text: str) -> Dict[str, object]:
         "upstream_name": upstream,
         "upstream_source": source,
         "all_licenses": licenses,
-        "nonfree_hint": bool(_NONFREE_HINTS.search(text)),
     }
 
 
@@ -1005,6 +1042,11 @@ def stage_extract(specs: List[PackageSpec], download_dir: Path) -> None:
         extract_deb(deb, dest, spec.kind, spec.name)
         info: Dict[str, object] = {"kind": spec.kind, "comment": spec.comment, "deb": deb.name}
         info.update({k.lower(): v for k, v in deb_fields(deb).items()})
+        section = str(info.get("section", ""))
+        if section.startswith(("non-free", "contrib")):
+            # only Debian main (DFSG-free, redistributable) material goes into the corpus
+            LOG.error("skip %s: section %s is not Debian main", spec.name, section)
+            continue
         cp = dest / "usr/share/doc" / spec.name / "copyright"
         if cp.exists():
             info.update(summarize_copyright(cp.read_text(encoding="utf-8", errors="replace")))
@@ -1014,9 +1056,11 @@ def stage_extract(specs: List[PackageSpec], download_dir: Path) -> None:
         counts = collections.Counter()
         if spec.kind == "ding":
             text = (dest / "usr/share/trans/de-en").read_text(encoding="utf-8", errors="replace")
-            for de, en in read_ding(text):
+            ding_stats: Dict[str, int] = collections.Counter()
+            for de, en in read_ding(text, ding_stats):
                 raw["de"].append((de, en, spec.name))
                 counts["de"] += 1
+            info["ding_stats"] = dict(ding_stats)
         elif spec.kind == "fluent-en":
             base = dest / "usr/lib/firefox-esr"
             fluent_en = merge_mozilla(
@@ -1107,22 +1151,25 @@ SPLITS = ("train", "valid", "test")
 def stage_split(download_dir: Path, out_dir: Path, seed: int, n_valid: int, n_test: int, n_heldout: int) -> None:
     filt = download_dir / "filtered"
     data = {PAIRS[lang]: [tuple(r) for r in read_tsv(filt / f"{PAIRS[lang]}.tsv")] for lang in LANGS}
-    splits, heldout = assign_splits(data, seed=seed, n_valid=n_valid, n_test=n_test, n_heldout=n_heldout)
+    splits, heldout, set_aside = assign_splits(data, seed=seed, n_valid=n_valid, n_test=n_test,
+                                               n_heldout=n_heldout)
     problems = check_split_constraints(splits, heldout)
     if problems:
         raise RuntimeError("split constraints violated:\n" + "\n".join(problems))
     out_dir.mkdir(parents=True, exist_ok=True)
     for lp, sp in splits.items():
-        src_lang = lp[:2]
         for split in SPLITS:
-            rows = [(f"{lp}-{split}-{i:06d}", s, e, o) for i, (s, e, o) in enumerate(sp[split], 1)]
-            write_tsv(out_dir / lp / f"{split}.tsv.xz", rows, header=("id", src_lang, "en", "origin"))
+            # seeded shuffle, so that the first N lines are a random sample (not one package)
+            ordered = list(sp[split])
+            random.Random(f"{seed}/order/{lp}/{split}").shuffle(ordered)
+            rows = [(f"{lp}-{split}-{i:06d}", s, e, o) for i, (s, e, o) in enumerate(ordered, 1)]
+            write_tsv(out_dir / lp / f"{split}.tsv.xz", rows)  # no header line: id, source, en, origin
             LOG.info("split %s %-5s %6d pairs", lp, split, len(rows))
     (out_dir / "en_heldout.txt").write_text("".join(s + "\n" for s in heldout), encoding="utf-8")
     LOG.info("held-out English pool: %d sentences", len(heldout))
     sources = json.loads((download_dir / "raw" / "sources.json").read_text(encoding="utf-8"))
     stats = json.loads((filt / "filter_stats.json").read_text(encoding="utf-8"))
-    write_stats_md(out_dir / "STATS.md", splits, heldout, stats, seed)
+    write_stats_md(out_dir / "STATS.md", splits, heldout, stats, seed, set_aside, sources)
     write_sources_md(out_dir / "SOURCES.md", sources, splits)
     write_readme(out_dir / "README.md", splits, heldout)
     total = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
@@ -1137,23 +1184,27 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 
 
 RULE_DOC = [
-    ("accelerator", "more than one accelerator mark (`_`, `&`, `~` before a letter): identifier-like; a single mark is removed, not dropped"),
-    ("empty", "empty side after normalisation"),
-    ("format_code", "printf `%s %d %1$s %(x)s`, `{name}`, Fluent `{ $var }`/selectors, `$1`, `${x}`, `#1`"),
+    ("empty", "empty side after normalisation (NFC, Romanian comma-below letters, whitespace)"),
+    ("format_code", "printf `%s %d %1$s %(x)s`, Qt `%1`, `{name}`, Fluent `{ $var }` / selectors, `$1`, `${x}`, `#1`"),
     ("url_email_path", "URL, e-mail address, file-system path or file name"),
-    ("markup", "HTML/XML/Pango tag (`<b>`, `<a href=..>`) or entity (`&amp;`)"),
-    ("code", "command-line option (`--help`), `= \\ | :: ->`, camelCase / snake_case identifier"),
+    ("markup", "HTML/XML/Pango tag (`<b>`, `<a href=..>`), entity (`&amp;`), BBCode closing tag (`[/u]`)"),
+    ("accelerator", "more than one accelerator mark (`_`, `&`, `~` before a letter): identifier-like "
+                    "(a single mark, `_File`, `Spei_chern`, `&Open`, is removed, not dropped)"),
+    ("code", "command-line option (`--help`), one of `=` `\\` `\\|` `::` `->` `=>` `()` `[]`, "
+             "camelCase or snake_case identifier"),
     ("no_letters", "a side without any letter"),
     ("identical", "both sides equal (ignoring case and punctuation): untranslated"),
     ("english_length", "English side outside 3-40 whitespace tokens"),
     ("length_ratio", "whitespace-token ratio > 1.5 either way"),
-    ("language", "source side has no German/Romanian features (special letters, function words) and >= 50 % of its words occur in the English side"),
-    ("duplicate", "same normalised source + English already kept"),
+    ("language", "source side has no German/Romanian features (special letters, typical suffixes, function "
+                 "words) and >= 50 % of its words occur in the English side"),
+    ("duplicate", "same normalised source + English already kept (normalised: case-folded, punctuation ignored)"),
     ("max_targets_per_english", "a 3rd or later translation of the same normalised English"),
 ]
 
 
-def write_stats_md(path: Path, splits, heldout, stats, seed: int) -> None:
+def write_stats_md(path: Path, splits, heldout, stats, seed: int, set_aside=None, sources=None) -> None:
+    sources = sources or {}
     out = ["# Corpus statistics\n",
            f"Generated by `local/harvest.py` (split seed {seed}). Counts are sentence pairs.\n"]
     out.append("## Pairs per split\n")
@@ -1162,6 +1213,12 @@ def write_stats_md(path: Path, splits, heldout, stats, seed: int) -> None:
         rows.append([lp] + [len(sp[s]) for s in SPLITS] + [sum(len(sp[s]) for s in SPLITS)])
     out.append(_md_table(["pair", *SPLITS, "total"], rows))
     out.append(f"\nHeld-out English pool (`en_heldout.txt`, in no split): {len(heldout)} sentences.\n")
+    if set_aside:
+        out.append("Filtered pairs set aside by the split (used nowhere): `heldout` = their English is in "
+                   "the held-out pool; `other_pair_eval` = their English is in the valid/test set of the "
+                   "other language pair.\n")
+        out.append(_md_table(["pair", "heldout", "other_pair_eval"],
+                             [[lp, a.get("heldout", 0), a.get("other_pair_eval", 0)] for lp, a in set_aside.items()]))
     for lp, sp in splits.items():
         out.append(f"\n## {lp}: pairs per source package and split\n")
         origins = collections.Counter()
@@ -1170,7 +1227,17 @@ def write_stats_md(path: Path, splits, heldout, stats, seed: int) -> None:
             origins.update(per[s])
         rows = [[o] + [per[s][o] for s in SPLITS] + [origins[o]] for o, _n in origins.most_common()]
         out.append(_md_table(["origin", *SPLITS, "total"], rows))
-    rules = ["raw", "accelerator"] + [n for n, _f in FILTER_RULES] + ["duplicate", "max_targets_per_english", "kept"]
+    for name, info in sources.items():
+        if info.get("ding_stats"):
+            ds = info["ding_stats"]
+            out.append(f"\n## {name}: example sentences\n")
+            out.append(f"Dictionary entries: {ds.get('entries', 0)}; entries whose German and English sides have "
+                       f"different numbers of `|` alternatives (not paired): "
+                       f"{ds.get('entries_alternative_count_mismatch', 0)}; sentence-like alternative pairs: "
+                       f"{ds.get('example_sentences', 0)}; of these skipped for placeholders (`etw.`, `sth.`), "
+                       f"word alternatives (`/`) or gaps (`…`): {ds.get('skipped_placeholder_slash_gap', 0)}; "
+                       f"raw pairs passed to the filters: {ds.get('pairs', 0)}.\n")
+    rules = ["raw"] + RULE_NAMES + ["duplicate", "max_targets_per_english", "kept"]
     for lp, st in stats.items():
         out.append(f"\n## {lp}: filter drop counts per source (each pair counted under the first rule it fails)\n")
         tot = collections.Counter()
@@ -1180,7 +1247,7 @@ def write_stats_md(path: Path, splits, heldout, stats, seed: int) -> None:
             rows.append([origin] + [c.get(r, 0) for r in rules])
         rows.append(["**total**"] + [f"**{tot.get(r, 0)}**" for r in rules])
         out.append(_md_table(["origin"] + rules, rows))
-        out.append("\n`kept` is before the split; the held-out pool removes a few more pairs.\n")
+        out.append("\n`kept` is before the split (see the set-aside counts above).\n")
     out.append("\n## Filter rules\n")
     out.append(_md_table(["rule", "drops a pair when"], RULE_DOC))
     path.write_text("\n".join(out), encoding="utf-8")
@@ -1197,9 +1264,14 @@ def write_sources_md(path: Path, sources: Dict[str, Dict], splits) -> None:
            "from (column `origin` of the TSV files); the translations are the work of the upstream "
            "projects' translation teams, credited below. The full copyright statement of a package "
            "is its file `/usr/share/doc/PACKAGE/copyright` (inside the `.deb`).\n",
-           "All packages are from Debian `main`, i.e. free software under the Debian Free Software "
-           "Guidelines: redistribution (also of modified or excerpted material) is allowed under "
-           "their licences. None of the copyright files carries a no-redistribution clause.\n",
+           "All packages are from Debian `main` (the harvest refuses `contrib` and `non-free`), i.e. "
+           "free software under the Debian Free Software Guidelines: redistribution, also of excerpts "
+           "and modified text, is allowed under their licences (GPL, LGPL, MPL-2.0, ...). The corpus "
+           "is an aggregate of such excerpts; it is NOT covered by the licence of the legonn code. "
+           "When redistributing it, keep this file (attribution) and the `origin` column.\n",
+           "Licence column: the `License:` of the `Files: *` stanza of the package's machine-readable "
+           "copyright file (with the `po/` stanza when it differs), or the licence named in a "
+           "free-form copyright file; translations are distributed under the package's licence.\n",
            ]
     rows = []
     for name, info in sources.items():
@@ -1213,9 +1285,12 @@ def write_sources_md(path: Path, sources: Dict[str, Dict], splits) -> None:
             team_s = "Frank Richter and the Ding/BeoLingus contributors (TU Chemnitz)"
         elif info.get("kind", "").startswith("fluent"):
             team_s = "Mozilla and the Mozilla localization communities (de, ro)"
-        team_s = team_s.replace("|", "/").replace("<", "&lt;").replace(">", "&gt;")
+        team_s = re.sub(r"\s*<[^<>]*>", "", team_s).replace("|", "/")  # no e-mail addresses
+        n_used = str(used.get(name, 0))
+        if info.get("kind") == "fluent-en":
+            n_used = "(English side of the Firefox pairs)"
         rows.append([f"`{name}` {info.get('version', '')}", info.get("comment", ""), upstream,
-                     lic.replace("|", "/"), team_s or "see copyright file", used.get(name, 0)])
+                     lic.replace("|", "/"), team_s or "see copyright file", n_used])
     out.append(_md_table(["package (version)", "provides", "upstream", "licence (`Files: *` of the copyright file)",
                           "translators / attribution", "pairs used"], rows))
     path.write_text("\n".join(out), encoding="utf-8")
@@ -1237,9 +1312,10 @@ its upstream and licence, and `STATS.md` for counts and filter statistics.
 | `roen/{{train,valid,test}}.tsv.xz` | Romanian-English, {sizes['roen']['train']} / {sizes['roen']['valid']} / {sizes['roen']['test']} pairs |
 | `en_heldout.txt` | {len(heldout)} short English sentences (4-12 words) in no split, reserved for a speech test set |
 
-Each TSV (xz-compressed, UTF-8 NFC, first line a header) has the columns
-`id`, source (`de` or `ro`), `en`, `origin` (the Debian package).
-Romanian uses comma-below ș ț.
+Each TSV (xz-compressed, UTF-8 NFC, no header line) has four columns:
+`id` (e.g. `deen-train-000001`), source sentence (German or Romanian), English
+sentence, `origin` (the Debian package). Romanian uses comma-below ș ț.
+`local/data.sh` of the MT recipe unpacks them into Kaldi-style data dirs.
 
 Split guarantees (checked by `tests/test_harvest.py`), comparing English sentences
 case- and punctuation-insensitively:
