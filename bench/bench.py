@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from legonn.beam_search import beam_search  # noqa: E402
-from legonn.chain import Chain, ModuleSpec, build_module  # noqa: E402
-from legonn.errors import LegonnError  # noqa: E402
+from legonn.chain import Chain  # noqa: E402
+from legonn.fileio import write_atomic  # noqa: E402
 from legonn.vocab import PAD  # noqa: E402
 
 WORKLOADS = ("matmul_peak", "mt_train_baseline", "mt_train_legonn", "mt_decode_baseline", "mt_decode_legonn", "asr_train")
@@ -85,22 +85,9 @@ def asr_specs() -> list[dict]:
     ]
 
 
-def build(specs: list[dict]) -> tuple[Chain, bool]:
-    """The chain, and whether the hybrid-CTC workaround below was needed."""
+def build(specs: list[dict]) -> Chain:
     torch.manual_seed(SEED)
-    try:
-        return Chain.from_specs(specs), False
-    except LegonnError:
-        # A transformer_encoder with a CTC head declares 'marginals' output, so the hidden-state
-        # decoder is refused although baseline.py documents hybrid CTC/attention. Chain it anyway:
-        # the decoder reads the encoder's hidden states; the CTC head only adds its loss.
-        parsed = [ModuleSpec.parse(s) for s in specs]
-        torch.manual_seed(SEED)
-        modules = [build_module(s.type, s.conf) for s in parsed]
-        if parsed[0].type != "transformer_encoder":
-            raise
-        modules[0].output_kind = "hidden"
-        return Chain(parsed, modules), True
+    return Chain.from_specs(specs)
 
 
 # ------------------------------------------------------------------------------------- data
@@ -144,7 +131,7 @@ def matmul_peak(cfg: dict, device: torch.device, timer: Timer) -> dict:
 
 
 def train(specs: list[dict], x, lengths, targets, cfg, device, timer, peak_gflops: float) -> dict:
-    chain, workaround = build(specs)
+    chain = build(specs)
     chain.to(device).train()
     x, lengths = x.to(device), lengths.to(device)
     targets = {k: (ids.to(device), n.to(device)) for k, (ids, n) in targets.items()}
@@ -180,8 +167,6 @@ def train(specs: list[dict], x, lengths, targets, cfg, device, timer, peak_gflop
         "loss": loss.total.item(),
         "ctc_skipped_utterances": sum(t.skipped for t in loss.terms.values()),
     }
-    if workaround:
-        result["note"] = "hybrid encoder chained by bench.build()'s workaround (Chain.from_specs refuses it)"
     return result
 
 
@@ -213,7 +198,7 @@ def asr_train(cfg, device, timer, peak_gflops) -> dict:
 
 
 def mt_decode(kind: str, cfg, device, timer) -> dict:
-    chain, _ = build(mt_specs(kind))
+    chain = build(mt_specs(kind))
     chain.to(device).eval()
     g = torch.Generator().manual_seed(SEED + 1)
     src, src_len = random_tokens(g, cfg["dec_sentences"], 10, 30)
@@ -281,20 +266,6 @@ def system_info(device: torch.device) -> dict:
         "git_commit": git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
     }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def describe(name: str, r: dict) -> str:

@@ -190,8 +190,12 @@ def check_interface(producer: LoadedModule, consumer: LoadedModule) -> None:
 
 
 def assemble(directories: list[str | os.PathLike], label_smoothing: float = 0.1) -> tuple[Chain, list[LoadedModule]]:
-    """Load module folders and chain them in order, checking every interface."""
-    loaded = [load_module(d) for d in directories]
+    """Load module folders and chain them in order, checking every interface.
+
+    A composed folder (``legonn compose``) stands for its parts, in order."""
+    from legonn.compose import expand
+
+    loaded = [load_module(d) for d in expand(directories)]
     for producer, consumer in zip(loaded, loaded[1:]):
         check_interface(producer, consumer)
     specs = [ModuleSpec(m.name, m.meta["type"], m.meta["conf"], m.meta.get("extra", {}).get("target")) for m in loaded]

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from legonn.decoder import LegoDecoder
 from legonn.encoder import LegoEncoder
+from legonn.interface import HIDDEN
 from legonn.registry import MODULES
 
 
@@ -27,6 +28,8 @@ class TransformerEncoderModule(LegoEncoder):
         ctc_vocab_size: Optional[int] = None,
     ):
         super().__init__(input, d_model, heads, d_ff, layers, dropout, attention_dropout, None, ctc_vocab_size)
+        # The CTC head, when present, only adds its auxiliary loss: the decoder reads hidden states.
+        self.output_kind = HIDDEN
 
 
 @MODULES.register("transformer_decoder")

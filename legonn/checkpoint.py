@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import torch
 
-from legonn.config import write_atomic
+from legonn.fileio import write_atomic
 from legonn.errors import LegonnError
 
 INDEX = "checkpoints.json"

@@ -10,13 +10,13 @@ import copy
 import difflib
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from legonn.errors import LegonnError
+from legonn.fileio import write_atomic  # noqa: F401  (re-exported for callers)
 
 DEFAULTS: dict[str, Any] = {
     "model": [],
@@ -143,20 +143,6 @@ def resolve(config_file: str | os.PathLike | None, overrides: list[str] | None =
 
 def dump(config: dict[str, Any]) -> str:
     return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def fill_placeholders(model: list[dict[str, Any]], sizes: dict[str, int]) -> list[dict[str, Any]]:

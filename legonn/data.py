@@ -18,33 +18,10 @@ import numpy as np
 import torch
 
 from legonn.errors import LegonnError
+from legonn.fileio import read_table
 from legonn.vocab import PAD, Vocabulary
 
 log = logging.getLogger(__name__)
-
-
-def read_table(path: str | os.PathLike, allow_empty_value: bool = True) -> dict[str, str]:
-    """``utt_id value`` lines -> dict, refusing duplicates and id-less lines with file:line."""
-    path = Path(path)
-    if not path.is_file():
-        raise LegonnError(f"{path}: file not found")
-    table: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            key, _, value = line.partition(" ")
-            if not key or key != key.strip():
-                raise LegonnError(f"{path}:{n}: line does not start with an utterance id")
-            if key in table:
-                raise LegonnError(f"{path}:{n}: utterance id '{key}' appears twice")
-            if not value.strip() and not allow_empty_value:
-                raise LegonnError(f"{path}:{n}: utterance '{key}' has an empty value")
-            table[key] = value.strip()
-    if not table:
-        raise LegonnError(f"{path}: no entries")
-    return table
 
 
 def load_vocab(spec: str | os.PathLike) -> Vocabulary:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from typing import Iterable, Mapping, Sequence
 
 from legonn.errors import LegonnError
+from legonn.fileio import read_table, write_atomic
 from legonn.version import __version__
 
 METRICS = ("wer", "bleu", "chrf")
@@ -36,35 +36,10 @@ _COMPOUND = re.compile(r"(\S)-(\S)")
 
 
 def read_text(path: str | os.PathLike, what: str = "text") -> dict[str, str]:
-    """Read a Kaldi ``text`` file into an insertion-ordered ``{utt_id: text}``.
-
-    Text may be empty; whitespace inside it is collapsed to single spaces.
-    A duplicate id, or a line without one (blank or starting with whitespace),
-    is a :class:`LegonnError` naming the file and line.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise LegonnError(f"{what} file not found: {path}")
-    try:
-        with open(path, encoding="utf-8-sig") as f:  # -sig: tolerate a BOM
-            lines = f.read().splitlines()
-    except UnicodeDecodeError as exc:
-        raise LegonnError(f"{what} file {path} is not valid UTF-8: {exc}") from exc
-    out: dict[str, str] = {}
-    first_line: dict[str, int] = {}
-    for lineno, line in enumerate(lines, 1):
-        # A leading space would silently make the first word the id.
-        if not line.strip() or line[0].isspace():
-            raise LegonnError(f"{path}:{lineno}: line has no utterance id")
-        parts = line.split(maxsplit=1)
-        utt, text = parts[0], (parts[1] if len(parts) > 1 else "")
-        if utt in out:
-            raise LegonnError(
-                f"{path}:{lineno}: duplicate utterance id '{utt}' (first on line {first_line[utt]})"
-            )
-        out[utt] = " ".join(text.split())
-        first_line[utt] = lineno
-    return out
+    """A Kaldi ``text`` file as an insertion-ordered ``{utt_id: text}`` (text may be empty;
+    inner whitespace collapsed). Format errors name the file and line (legonn.fileio)."""
+    table = read_table(path, what=f"{what} file", allow_empty=True)
+    return {utt: " ".join(text.split()) for utt, text in table.items()}
 
 
 def _ids(ids: Sequence[str]) -> str:
@@ -324,24 +299,6 @@ def signature_lines(result: Mapping) -> list[str]:
 # --- writing ----------------------------------------------------------------------------
 
 
-def _atomic_write(path: str | os.PathLike, text: str) -> None:
-    """Write via a temp file in the same directory + os.replace, so readers never see half a file."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_json(result: Mapping, path: str | os.PathLike, details: bool = False) -> None:
     """Write ``result`` as JSON atomically; per-utterance details only if ``details``.
 
@@ -350,7 +307,7 @@ def write_json(result: Mapping, path: str | os.PathLike, details: bool = False) 
     if not details:
         result = {k: ({kk: vv for kk, vv in v.items() if kk != "utterances"} if isinstance(v, dict) else v)
                   for k, v in result.items()}
-    _atomic_write(path, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(path, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
 
 
 def _width(s: str) -> int:
@@ -401,4 +358,4 @@ def format_alignments(result: Mapping, key: str = "wer") -> str:
 
 def write_alignments(result: Mapping, path: str | os.PathLike, key: str = "wer") -> None:
     """Write :func:`format_alignments` to ``path`` atomically."""
-    _atomic_write(path, format_alignments(result, key))
+    write_atomic(path, format_alignments(result, key))

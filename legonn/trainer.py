@@ -21,7 +21,8 @@ from tqdm import tqdm
 from legonn import distributed
 from legonn.chain import Chain
 from legonn.checkpoint import LAST, CheckpointKeeper, load
-from legonn.config import dump, write_atomic
+from legonn.config import dump
+from legonn.fileio import write_atomic
 from legonn.ctc import greedy_decode
 from legonn.data import ChainDataset, iterate, make_batches, shard
 from legonn.errors import LegonnError

@@ -52,7 +52,7 @@ def test_read_text_allows_empty_text_and_collapses_spaces(tmp_path):
 def test_duplicate_id_names_file_and_line(tmp_path):
     p = tmp_path / "text"
     p.write_text("a x\nb y\na z\n", encoding="utf-8")
-    with pytest.raises(LegonnError, match=rf"{p}:3: duplicate utterance id 'a' \(first on line 1\)"):
+    with pytest.raises(LegonnError, match=rf"{p}:3: utterance id 'a' appears twice \(first on line 1\)"):
         S.read_text(p)
 
 
@@ -65,7 +65,7 @@ def test_line_without_id_names_file_and_line(tmp_path, bad):
 
 
 def test_missing_file():
-    with pytest.raises(LegonnError, match="reference file not found: /no/such"):
+    with pytest.raises(LegonnError, match="/no/such: reference file not found"):
         S.read_text("/no/such", "reference")
 
 
@@ -239,4 +239,4 @@ def test_cli_missing_file_is_one_stderr_line_and_exit_1(tmp_path):
     proc = run_legonn("score", "--ref", str(tmp_path / "nope"), "--hyp", str(hyp))
     assert proc.returncode == 1
     assert proc.stdout == ""
-    assert proc.stderr.splitlines() == [f"legonn score: error: reference file not found: {tmp_path / 'nope'}"]
+    assert proc.stderr.splitlines() == [f"legonn score: error: {tmp_path / 'nope'}: reference file not found"]

@@ -11,31 +11,8 @@ import argparse
 import os
 import sys
 
-from legonn.config import write_atomic
+from legonn.fileio import read_table, write_atomic
 from legonn.errors import LegonnError
-
-
-def read_text(path: str) -> list[tuple[str, str]]:
-    """Kaldi ``utt_id words...`` lines in file order (light: no torch import, unlike legonn.data)."""
-    if not os.path.isfile(path):
-        raise LegonnError(f"{path}: file not found")
-    rows: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            utt, _, text = line.partition(" ")
-            if not utt or utt != utt.strip():
-                raise LegonnError(f"{path}:{n}: line does not start with an utterance id")
-            if utt in seen:
-                raise LegonnError(f"{path}:{n}: utterance id '{utt}' appears twice")
-            seen.add(utt)
-            rows.append((utt, text.strip()))
-    if not rows:
-        raise LegonnError(f"{path}: no entries")
-    return rows
 
 
 def main(argv: list[str]) -> int:
@@ -56,7 +33,7 @@ def main(argv: list[str]) -> int:
 
     from legonn.phonemes import Phonemizer
 
-    rows = read_text(args.inp)
+    rows = list(read_table(args.inp, what="text file").items())
     phonemize = Phonemizer(stress=args.stress, word_boundary=args.word_boundary)
     lines, empty = [], []
     for utt, text in tqdm(rows, total=len(rows), desc="phonemize", unit="utt",

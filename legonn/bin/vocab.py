@@ -8,8 +8,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from legonn.config import write_atomic
-from legonn.data import read_table
+from legonn.fileio import write_atomic
+from legonn.fileio import read_table
 from legonn.errors import LegonnError
 from legonn.vocab import SPECIALS, UNK, Vocabulary
 

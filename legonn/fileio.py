@@ -1,0 +1,56 @@
+"""Plain-file helpers shared by every command (no torch import, so light tools stay fast):
+Kaldi "table" files (``key value`` lines) and atomic writes."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from legonn.errors import LegonnError
+
+
+def read_table(path: str | os.PathLike, what: str = "file", allow_empty_value: bool = True, allow_empty: bool = False) -> dict[str, str]:
+    """``key value`` lines -> insertion-ordered dict of stripped values.
+
+    A blank line or one starting with whitespace (no key), a repeated key, an empty value
+    (unless allowed), undecodable UTF-8 or an empty file (unless allowed) is a LegonnError
+    naming file and line, as Kaldi's own readers refuse them.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LegonnError(f"{path}: {what} not found")
+    table: dict[str, str] = {}
+    first: dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: tolerate a byte-order mark
+            for n, line in enumerate(f, 1):
+                line = line.rstrip("\n")
+                if not line.strip() or line[0].isspace():
+                    raise LegonnError(f"{path}:{n}: line has no utterance id")
+                key, *rest = line.split(maxsplit=1)  # Kaldi separates the key by a space or a tab
+                value = rest[0] if rest else ""
+                if key in table:
+                    raise LegonnError(f"{path}:{n}: utterance id '{key}' appears twice (first on line {first[key]})")
+                if not value.strip() and not allow_empty_value:
+                    raise LegonnError(f"{path}:{n}: utterance '{key}' has an empty value")
+                table[key], first[key] = value.strip(), n
+    except UnicodeDecodeError as exc:
+        raise LegonnError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if not table and not allow_empty:
+        raise LegonnError(f"{path}: no entries")
+    return table
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write through a temporary sibling and rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
