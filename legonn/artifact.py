@@ -23,6 +23,7 @@ from torch import nn
 
 from legonn.chain import Chain, ModuleSpec, build_module
 from legonn.errors import LegonnError
+from legonn.fileio import public_mode
 from legonn.interface import HIDDEN, MARGINALS
 from legonn.version import __version__
 from legonn.vocab import Vocabulary
@@ -107,6 +108,8 @@ def save_module(
         save_model(module, str(tmp / "model.safetensors"))
         (tmp / "module.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(_card(meta), encoding="utf-8")
+        for item in [tmp, *tmp.iterdir()]:
+            public_mode(item)
         if directory.exists():
             shutil.rmtree(directory)
         tmp.rename(directory)

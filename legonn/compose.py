@@ -8,6 +8,8 @@ A composed folder holds a copy of every part and a description of how they were 
                            vocabulary checksum and size, recorded lengths on both sides, the
                            relative gap and, when it is large, the OLC factor that would match)
     parts/<i>_<name>/      a copy of part i's module folder (module.json, weights, vocabularies, card)
+                           ("source" in composed.json: the folder copied; "origin": the module folder
+                           first composed, when the source was itself the part of a composed model)
     README.md              a card: the parts, where each came from, the interface checks
     finetune.yaml          a ``legonn train`` config that rebuilds the parts and starts from them
 
@@ -25,7 +27,7 @@ starts each module from a part, optionally freezing some::
 
 ``finetune.yaml`` is exactly that config, written by ``legonn compose`` with absolute paths: fill in
 ``data`` (train/valid directories and the stream file names) and run
-``legonn train --config COMPOSED/finetune.yaml --exp_dir EXP --trainer.freeze [encoder]``.
+``legonn train --config COMPOSED/finetune.yaml --exp_dir EXP --trainer.freeze '[encoder]'``.
 After moving the folder, ``legonn compose --finetune_config COMPOSED`` writes it again for the new place.
 """
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any, Optional
 import yaml
 
 from legonn.errors import LegonnError
+from legonn.fileio import public_mode, write_atomic
 from legonn.version import __version__
 
 FORMAT = "legonn-composed"
@@ -344,7 +347,8 @@ def _card(meta: dict[str, Any], loaded: list, links: list[LinkCheck]) -> str:
     for i, (part, m) in enumerate(zip(meta["parts"], loaded)):
         olc = m.meta.get("olc")
         lines += [
-            f"{i + 1}. **{part['name']}** (`{part['type']}`) in `{part['folder']}`, copied from `{part['source']}`",
+            f"{i + 1}. **{part['name']}** (`{part['type']}`) in `{part['folder']}`, copied from `{part['source']}`"
+            + (f" (originally `{part['origin']}`)" if part.get("origin") not in (None, part["source"]) else ""),
             f"   - reads {_iface_text(m.meta['input'])}; outputs {_iface_text(m.meta['output'])}"
             + (f"; OLC factor {olc['factor']} (at most {olc['max_len']} positions)" if olc else ""),
             f"   - target: {part.get('target') or '(none)'}; weights sha256 `{part['weights_sha256'][:16]}`",
@@ -395,14 +399,26 @@ def _card(meta: dict[str, Any], loaded: list, links: list[LinkCheck]) -> str:
     return "\n".join(lines)
 
 
-def _sources(directories: list[str | os.PathLike]) -> list[Path]:
-    out = []
+def _sources(directories: list[str | os.PathLike]) -> tuple[list[Path], list[Optional[str]]]:
+    """Module folders to copy and, for the parts of a composed folder, where those came from."""
+    folders, origins = [], []
     for d in directories:
         d = Path(d)
         if not d.is_dir():
             raise LegonnError(f"{d}: module folder not found")
-        out.extend(part_folders(d) if is_composed(d) else [d])
-    return out
+        if is_composed(d):
+            folders += part_folders(d)
+            origins += [p.get("origin") or p.get("source") for p in read_composed(d)["parts"]]
+        else:
+            folders.append(d)
+            origins.append(None)
+    return folders, origins
+
+
+def _copy_part(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".*"))
+    for path in [dst, *dst.rglob("*")]:  # folders made before public_mode existed may be private
+        public_mode(path)
 
 
 @dataclass
@@ -437,7 +453,7 @@ def compose(
     out = Path(out)
     if out.exists() and not (out.is_dir() and (is_composed(out) or not any(out.iterdir()))):
         raise LegonnError(f"{out}: exists and is not a composed model folder: choose a new --out")
-    sources = _sources(directories)
+    sources, origins = _sources(directories)
     for src in sources:  # never write into a folder being copied
         if src.resolve() == out.resolve() or src.resolve() in out.resolve().parents:
             raise LegonnError(f"{out}: is inside the module folder {src}: choose another --out")
@@ -450,12 +466,13 @@ def compose(
     name = name or out.name
     folders = [Path(PARTS) / f"{i}_{_slug(m.name)}" for i, m in enumerate(loaded)]
     parts = []
-    for i, (m, src, folder) in enumerate(zip(loaded, sources, folders)):
+    for i, (m, src, origin, folder) in enumerate(zip(loaded, sources, origins, folders)):
         parts.append({
             "index": i,
             "name": m.name,
             "folder": folder.as_posix(),
             "source": str(src.resolve()),
+            "origin": origin or str(src.resolve()),  # the module folder first composed (differs for a composed input)
             "type": m.meta["type"],
             "target": (m.meta.get("extra") or {}).get("target"),
             "weights_sha256": file_sha256(src / "model.safetensors"),
@@ -478,11 +495,9 @@ def compose(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     old = None
     try:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp's folder is private: the composed model is meant to be shared
+        public_mode(tmp)  # mkdtemp's folder is private: the composed model is meant to be shared
         for src, folder, part in zip(sources, folders, parts):
-            shutil.copytree(src, tmp / folder, ignore=shutil.ignore_patterns(".*"))
+            _copy_part(src, tmp / folder)
             if file_sha256(tmp / folder / "model.safetensors") != part["weights_sha256"]:
                 raise LegonnError(f"{src}: model.safetensors changed while it was being copied")
         (tmp / INDEX).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -506,7 +521,6 @@ def compose(
 def write_finetune_config(directory: str | os.PathLike, path: Optional[str | os.PathLike] = None) -> Path:
     """(Re)write the fine-tuning config of a composed folder for where it is now."""
     from legonn.artifact import load_module
-    from legonn.config import write_atomic
 
     directory = Path(directory)
     folders = part_folders(directory)

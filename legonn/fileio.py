@@ -41,6 +41,17 @@ def read_table(path: str | os.PathLike, what: str = "file", allow_empty_value: b
     return table
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def public_mode(path: str | os.PathLike) -> None:
+    """Give a temp file or dir (mkstemp/mkdtemp make them private) the usual umask permissions."""
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
+
+
 def write_atomic(path: str | os.PathLike, text: str) -> None:
     """Write through a temporary sibling and rename: readers never see half a file."""
     path = Path(path)
@@ -49,6 +60,7 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

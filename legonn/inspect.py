@@ -4,8 +4,9 @@ Every LegoNN module with a CTC head hands the next module a sequence of distribu
 vocabulary a person can read. For a few utterances this shows, per module, the greedy CTC
 output (best path, repeats merged, blanks dropped, detokenised with the module's output
 vocabulary) next to the input, the final decoder's hypothesis and the reference, in the manner
-of the paper's Table IX, and draws the marginals as heatmaps: positions on x, the utterance's
-most probable symbols on y, colour = probability (blank, index 0, shown as ``∅``).
+of the paper's Table IX, and draws the marginals as heatmaps: positions on x, blank (index 0,
+shown as ``∅``) and the utterance's most probable symbols on y, colour = probability, a red dot
+on each position's best non-blank symbol.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import numpy as np
 import torch
 
 from legonn.ctc import BLANK, greedy_decode
-from legonn.data import ChainDataset, FeatureStream, StreamSpec, TokenStream, read_table
+from legonn.data import ChainDataset, FeatureStream, StreamSpec, TokenStream
+from legonn.fileio import public_mode, read_table, write_atomic
 from legonn.errors import LegonnError
 from legonn.vocab import Vocabulary
 
@@ -145,9 +147,11 @@ def _label(vocab: Optional[Vocabulary], index: int) -> str:
 
 
 def top_symbols(probs: np.ndarray, top: int) -> list[int]:
-    """The ``top`` symbols of highest probability anywhere in the utterance, blank first, then in
-    the order of the position where each peaks (a rough alignment reads top-left to bottom-right)."""
+    """``top`` rows: blank (always: it is the best symbol of most positions), then the ``top - 1``
+    other symbols of highest probability anywhere in the utterance, in the order of the position
+    where each peaks (an alignment then reads from top left to bottom right)."""
     peak = probs.max(0)
+    peak[BLANK] = np.inf
     chosen = [int(s) for s in np.argsort(-peak, kind="stable")[: max(1, min(top, probs.shape[1]))]]
     return sorted(chosen, key=lambda s: (s != BLANK, int(probs[:, s].argmax()), s))
 
@@ -176,7 +180,7 @@ def plot_marginals(view: ModuleView, utt: str, path: Path, top: int = 10) -> Pat
         image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0.0, vmax=1.0,
                           extent=(-0.5, t - 0.5, len(rows) - 0.5, -0.5))
         ax.set_yticks(range(len(rows)), labels, fontsize=9 if len(rows) <= 20 else 7)
-        ax.set_ylabel(f"top {len(rows)} of {probs.shape[1]} symbols")
+        ax.set_ylabel(f"blank + top {len(rows) - 1} of {probs.shape[1] - 1} symbols")
         ax.set_xlabel("position")
         ax.xaxis.set_major_locator(MaxNLocator(nbins=min(t, 25), integer=True))
         best = probs.argmax(1)
@@ -203,7 +207,7 @@ def plot_marginals(view: ModuleView, utt: str, path: Path, top: int = 10) -> Pat
         os.close(fd)
         try:
             fig.savefig(tmp, format="png")
-            os.chmod(tmp, 0o666 & ~_umask())
+            public_mode(tmp)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -211,26 +215,6 @@ def plot_marginals(view: ModuleView, utt: str, path: Path, top: int = 10) -> Pat
     finally:
         plt.close(fig)
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write ``path`` aside, then rename (readable as any new file, not private like mkstemp's)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plot_name(utt: str, module: str) -> str:
@@ -265,8 +249,9 @@ def format_report(views: list[UtteranceView], beam: int) -> str:
         lines.append(f"== {view.utt}")
         for i, (a, b, c) in enumerate(rows):
             lines.append(f"  {a:<{w1}}  {b:<{w2}}  {c}".rstrip())
+            indent = " " * (w1 + w2 + 6)
             for note in notes.get(i, []):
-                lines.append(f"  {'':<{w1}}  {'':<{w2}}  ({note})" if not note.startswith("plot") else f"  {'':<{w1}}  {'':<{w2}}  {note}")
+                lines.append(indent + (note if note.startswith("plot: ") else f"({note})"))
         lines.append("")
     return "\n".join(lines)
 
@@ -302,5 +287,5 @@ def run(
                     m.plot = plot_marginals(m, view.utt, out / plot_name(view.utt, m.name), top)
     report = format_report(views, beam)
     if out_dir is not None:
-        write_text(Path(out_dir) / "report.txt", report)
+        write_atomic(Path(out_dir) / "report.txt", report)
     return views, report

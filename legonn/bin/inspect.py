@@ -3,7 +3,7 @@
 For each chosen utterance: the input, every CTC module's best path (detokenised with its output
 vocabulary), the final decoder's beam-search hypothesis and, with --ref_file, the reference.
 With --out_dir, one PNG heatmap per module and utterance (<utt>_<module>.png: positions on x,
-the --top most probable symbols on y, blank as ∅) and report.txt.
+blank (as ∅) and the --top - 1 most probable other symbols on y) and report.txt.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--utt", nargs="+", metavar="ID", help="utterance id(s) to show")
     which.add_argument("--first", type=int, help="show the first N utterances (default: 3)")
-    p.add_argument("--top", type=int, default=10, help="symbols shown per heatmap: the most probable in the utterance")
+    p.add_argument("--top", type=int, default=10, help="rows per heatmap: blank and the N-1 symbols most probable anywhere in the utterance (default: %(default)s)")
     p.add_argument("--out_dir", help="write <utt>_<module>.png heatmaps and report.txt here")
     p.add_argument("--ref_file", help="reference file in the data dir to show next to the outputs (e.g. text.en)")
     p.add_argument("--beam", type=int, default=5, help="beam size of the decoder's hypothesis (0: do not decode)")
