@@ -7,7 +7,6 @@ so an interrupted run ends with the same parameters as an uninterrupted one.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import random
 import time
@@ -93,17 +92,30 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _config_diff(old: dict, new: dict, where: str = "") -> Optional[str]:
+# Budgets that may change when an experiment is continued ("train 2000 more steps"); any other
+# difference means another experiment, which must get its own exp_dir.
+EXTENDABLE = {"trainer.max_steps", "trainer.max_epochs", "trainer.patience"}
+
+
+def _config_diffs(old: dict, new: dict, where: str = "") -> list[str]:
+    diffs = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         path = f"{where}.{key}" if where else key
         if isinstance(a, dict) and isinstance(b, dict):
-            found = _config_diff(a, b, path)
-            if found:
-                return found
+            diffs += _config_diffs(a, b, path)
         elif a != b:
-            return f"{path}: {a!r} -> {b!r}"
-    return None
+            diffs.append(path)
+    return diffs
+
+
+def _describe(path: str, old: dict, new: dict) -> str:
+    def get(config: dict) -> Any:
+        for part in path.split("."):
+            config = config.get(part) if isinstance(config, dict) else None
+        return config
+
+    return f"{path}: {get(old)!r} -> {get(new)!r}"
 
 
 def _setup_logging(exp_dir: Path, main: bool) -> None:
@@ -137,9 +149,17 @@ def _train(config: dict[str, Any], exp_dir: str | Path, device: str, stop_at_ste
     if saved.is_file():
         import yaml
 
-        diff = _config_diff(yaml.safe_load(saved.read_text()), copy.deepcopy(config))
-        if diff:
-            raise LegonnError(f"{saved}: this experiment was started with another config ({diff}); use a new --exp_dir")
+        previous = yaml.safe_load(saved.read_text())
+        diffs = _config_diffs(previous, config)
+        fixed = [d for d in diffs if d not in EXTENDABLE]
+        if fixed:
+            raise LegonnError(
+                f"{saved}: this experiment was started with another config ({_describe(fixed[0], previous, config)}); "
+                "use a new --exp_dir (only trainer.max_steps, max_epochs and patience may change on resume)"
+            )
+        if diffs and info.main:
+            log.info("continuing with a new budget: %s", "; ".join(_describe(d, previous, config) for d in diffs))
+            write_atomic(saved, dump(config))
 
     tconf, oconf, bconf = config["trainer"], config["optim"], config["batching"]
     torch.manual_seed(tconf["seed"] + info.rank)

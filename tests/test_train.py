@@ -125,6 +125,21 @@ def test_rerun_with_another_config_is_refused(trained):
     assert snapshot(exp_dir) == before
 
 
+def test_a_finished_experiment_continues_with_a_larger_step_budget(corpus, tmp_path):
+    """Raising trainer.max_steps resumes from the last checkpoint instead of being refused."""
+    config = resolved(corpus, tmp_path, edit={"trainer": {"max_steps": 3, "valid_every_steps": 3}})
+    exp_dir = tmp_path / "exp"
+    assert train(config, exp_dir)["step"] == 3
+    longer = copy.deepcopy(config)
+    longer["trainer"]["max_steps"] = 6
+    assert train(longer, exp_dir)["step"] == 6
+    log = (exp_dir / "train.log").read_text()
+    assert "resumed from" in log and "trainer.max_steps: 3 -> 6" in log
+    assert yaml.safe_load((exp_dir / "config.yaml").read_text())["trainer"]["max_steps"] == 6
+    steps = [e["step"] for e in json.loads((exp_dir / "checkpoints" / "checkpoints.json").read_text())]
+    assert 6 in steps
+
+
 def test_logs_of_one_experiment_stay_in_its_train_log(corpus, tmp_path):
     """train() called twice in one process must not write the second run's log into the first's train.log."""
     config = resolved(corpus, tmp_path, edit={"trainer": {"max_steps": 1, "valid_every_steps": 1}})
