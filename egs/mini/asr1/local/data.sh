@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Synthesised English speech from the offline mini corpus (../corpus) as Kaldi data dirs:
+# data/{train,valid,test} (+ data/test_phn, the test set with phoneme references).
+#
+# Text: ASR train/valid sentences are English sides of the De-En MT *training* set (short ones,
+# --min_words..--max_words words; the MT decoder has seen them, as in the paper, whose ASR text
+# shares the MT English domain). The ASR test sentences come only from ../corpus/en_heldout.txt
+# and are checked to occur in no MT/ASR training text (any that do are dropped, with a warning).
+# Speech: local/synth.py (espeak-ng from the espeakng-loader wheel; flite/festival voices join the
+# training voices when installed). Voice families are disjoint between train, valid and test.
+#
+# English BPE: SHARED with the MT decoder, so the ASR encoder's CTC marginals can feed it. This
+# copies ../mt1/data/lang/en.{model,tokens.txt,report.json} to data/lang/ (run the MT recipe's
+# stages 1-3 first: cd ../mt1 && ./run.sh --stop_stage 3). --standalone_bpe_size N instead
+# trains an N-piece English BPE here when mt1's is missing (the recipe test does; such models
+# cannot be plugged onto the MT decoder).
+#
+#   --train_utts N  ASR training utterances (default 6000)      --eval_utts N  valid/test (300)
+#   --voices_train N / --voices_valid N / --voices_test N   speakers per set (40 / 4 / 8)
+#   --min_words N / --max_words N   sentence length window (4 / 16)
+#   --engines auto|espeak|espeak,flite,...   synthesis engines (auto: espeak + installed extras)
+#   --espeak_backend auto|lib|cli   espeak-ng via the PyPI wheel (lib) or the espeak-ng program
+#   --nj N          synthesis processes (default 2)     --seed N   selection/voice seed (1)
+#   --mt_lang DIR   where the shared en.model (and de.model, for the OLC measurement) are (../mt1/data/lang)
+#   --standalone_bpe_size N   >0: an own N-piece English BPE when DIR/en.model is missing (0)
+set -euo pipefail
+train_utts=6000
+eval_utts=300
+voices_train=40
+voices_valid=4
+voices_test=8
+min_words=4
+max_words=16
+engines=auto
+espeak_backend=auto
+nj=2
+seed=1
+mt_lang=../mt1/data/lang
+standalone_bpe_size=0
+. ../../../utils/parse_options.sh
+
+corpus=../corpus
+log() { echo "local/data.sh: $*" >&2; }
+for f in deen/train.tsv.xz deen/valid.tsv.xz deen/test.tsv.xz en_heldout.txt; do
+    [[ -f $corpus/$f ]] || { log "$corpus/$f is missing (the offline mini corpus)"; exit 1; }
+done
+
+# The shared English BPE: check it before spending time on synthesis.
+mkdir -p data/lang data/local
+if [[ -f $mt_lang/en.model ]]; then
+    for ext in model tokens.txt report.json; do
+        if [[ -f $mt_lang/en.$ext ]]; then cp "$mt_lang/en.$ext" "data/lang/en.$ext"; fi
+    done
+    echo "$(cd "$mt_lang" && pwd)/en.model $(sha256sum < "$mt_lang/en.model" | cut -d' ' -f1)" > data/lang/en.source
+    log "English BPE shared with the MT decoder: $mt_lang/en.model -> data/lang/en.model"
+elif [[ $standalone_bpe_size -gt 0 ]]; then
+    log "WARNING: $mt_lang/en.model is missing; training a standalone $standalone_bpe_size-piece English BPE"
+    log "         (models trained on it cannot be plugged onto the MT decoder)"
+else
+    log "$mt_lang/en.model is missing. The ASR recipe shares the MT decoder's English BPE:"
+    log "  run the MT recipe's stages 1-3 first:  (cd ../mt1 && ./run.sh --stop_stage 3)"
+    log "  or pass --data_opts '--standalone_bpe_size 500' for a standalone (non-pluggable) BPE."
+    exit 1
+fi
+
+# 1. Sentences: data/local/sents.<set> ("sent_id sentence") and data/local/de.<set> (German side).
+python - "$corpus" "$train_utts" "$eval_utts" "$min_words" "$max_words" "$seed" <<'PY'
+import lzma, random, re, sys
+from pathlib import Path
+
+corpus = Path(sys.argv[1])
+train_utts, eval_utts, min_words, max_words, seed = map(int, sys.argv[2:])
+punct = re.compile(r"[^\w\s']|_", re.UNICODE)
+# What a TTS voice reads exactly as written: ASCII letters and light punctuation (typographic
+# quotes, dashes and ellipses too: the MT side keeps them, so the transcripts do). No digits,
+# symbols, URLs or accented words whose spoken form could differ from the transcript.
+speakable = re.compile(r"^[A-Za-z][A-Za-z ,.;:!?'\"()\-‘’“”–—…]*$")
+
+def norm(text):
+    return " ".join(punct.sub(" ", text.lower()).split())
+
+def usable(text):
+    return speakable.match(text) is not None and min_words <= len(text.split()) <= max_words
+
+def read_tsv(path):
+    with lzma.open(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 3:
+                sys.exit(f"local/data.sh: {path}:{n}: expected id<TAB>source<TAB>english[<TAB>origin]")
+            yield fields
+
+# Every English text the MT or ASR models could train on (both pairs, train and valid).
+seen_en = set()
+for pair in ("deen", "roen"):
+    for split in ("train", "valid"):
+        path = corpus / pair / f"{split}.tsv.xz"
+        if path.is_file():
+            seen_en.update(norm(f[2]) for f in read_tsv(path))
+
+heldout = [" ".join(line.split()) for line in open(corpus / "en_heldout.txt", encoding="utf-8") if line.strip()]
+leaked = [s for s in heldout if norm(s) in seen_en]
+if leaked:
+    print(f"local/data.sh: WARNING: {len(leaked)} en_heldout.txt sentence(s) occur in MT training text "
+          f"(e.g. {leaked[0]!r}); dropped", file=sys.stderr)
+held_norm = {norm(s) for s in heldout}
+test, test_seen = [], set()
+for s in heldout:
+    if norm(s) in seen_en or norm(s) in test_seen or not usable(s):
+        continue
+    test_seen.add(norm(s))
+    test.append(s)
+rng = random.Random(seed)
+rng.shuffle(test)
+if len(test) < eval_utts:
+    print(f"local/data.sh: WARNING: only {len(test)} usable held-out sentences (wanted {eval_utts})", file=sys.stderr)
+test = test[:eval_utts]
+
+# ASR train/valid: English sides of De-En training pairs, deduplicated.
+candidates, taken = [], set()
+for fields in read_tsv(corpus / "deen" / "train.tsv.xz"):
+    sid, de, en = fields[0], " ".join(fields[1].split()), " ".join(fields[2].split())
+    key = norm(en)
+    if not usable(en) or key in taken or key in held_norm:
+        continue
+    taken.add(key)
+    sid = re.sub(r"[^A-Za-z0-9_.-]", "_", sid)
+    candidates.append((sid if sid.startswith("deen") else f"deen-{sid}", de, en))
+candidates.sort()
+rng.shuffle(candidates)
+need = train_utts + eval_utts
+if len(candidates) < need:
+    print(f"local/data.sh: WARNING: {len(candidates)} usable De-En training sentences; wanted {need} "
+          f"(train {train_utts} + valid {eval_utts}); valid keeps {eval_utts}, train the rest", file=sys.stderr)
+valid = candidates[:eval_utts]
+train = candidates[eval_utts:need]
+if not train or not valid or not test:
+    sys.exit("local/data.sh: no sentences for one of the sets (see the warnings above)")
+
+out = Path("data/local")
+for name, rows in (("train", train), ("valid", valid)):
+    with open(out / f"sents.{name}", "w", encoding="utf-8") as f:
+        f.writelines(f"{sid} {en}\n" for sid, _, en in rows)
+    with open(out / f"de.{name}", "w", encoding="utf-8") as f:
+        f.writelines(f"{sid} {de}\n" for sid, de, _ in rows)
+with open(out / "sents.test", "w", encoding="utf-8") as f:
+    f.writelines(f"heldout{i:05d} {s}\n" for i, s in enumerate(test))
+print(f"sentences: train {len(train)}, valid {len(valid)} (De-En train English, {min_words}-{max_words} words, "
+      f"{len(candidates)} usable), test {len(test)} (en_heldout.txt; {len(leaked)} leaked and dropped)")
+PY
+
+# 2. Voices: disjoint voice families per set.
+python local/synth.py --espeak_backend "$espeak_backend" voices --engines "$engines" --seed "$seed" \
+    --split "train:$voices_train,valid:$voices_valid,test:$voices_test" --out_dir data/local
+
+# 3. Speech + Kaldi data dirs.
+for set in train valid test; do
+    rm -rf "data/wav/$set" "data/$set"
+    python local/synth.py --espeak_backend "$espeak_backend" synth --text "data/local/sents.$set" \
+        --voices "data/local/voices.$set" --wav_dir "data/wav/$set" --data_dir "data/$set" --nj "$nj" --seed "$seed"
+done
+
+# 4. Other views of the transcripts: text.en (= text: the MT decoder's English, for plugging it
+#    on later), text.lc (lowercase, no punctuation), text.phn (ARPAbet, no stress), text.de (the
+#    German side of each De-En pair, train/valid only).
+for set in train valid test; do
+    d=data/$set
+    cp "$d/text" "$d/text.en"
+    python - "$d" <<'PY'
+import re, sys
+from pathlib import Path
+
+d = Path(sys.argv[1])
+punct = re.compile(r"[^\w\s']|_", re.UNICODE)
+utt2sid = {}
+with open(d / "text", encoding="utf-8") as f, open(d / "text.lc", "w", encoding="utf-8") as lc:
+    for line in f:
+        utt, _, text = line.rstrip("\n").partition(" ")
+        utt2sid[utt] = utt.split("-", 1)[1]  # "<spk>-<sent_id>"; speaker ids have no '-'
+        lc.write(f"{utt} {' '.join(punct.sub(' ', text.lower()).split())}\n")
+de_file = Path("data/local") / f"de.{d.name}"
+if de_file.is_file():
+    de = dict(line.rstrip("\n").split(" ", 1) for line in open(de_file, encoding="utf-8") if line.strip())
+    with open(d / "text.de", "w", encoding="utf-8") as f:
+        f.writelines(f"{utt} {de[sid]}\n" for utt, sid in utt2sid.items())
+PY
+    legonn phonemize --in "$d/text" --out "$d/text.phn" --quiet
+done
+
+# The test set again, with phoneme references as its 'text' (the phoneme recogniser is scored on it).
+rm -rf data/test_phn
+mkdir -p data/test_phn
+cp data/test/{wav.scp,utt2spk,spk2utt,utt2dur,text.phn} data/test_phn/
+cp data/test/text.phn data/test_phn/text
+
+for set in train valid test test_phn; do
+    legonn datadir validate "data/$set"
+done
+
+# 5. Standalone English BPE (only when mt1's is missing and it was asked for).
+if [[ ! -f $mt_lang/en.model ]]; then
+    legonn vocab --kind bpe --size "$standalone_bpe_size" --texts data/train/text.en --eval_texts data/test/text.en \
+        --out data/lang/en
+    echo "standalone $(sha256sum < data/lang/en.model | cut -d' ' -f1)" > data/lang/en.source
+fi
+
+# 6. How long the encoder-only model's output must be to look like the MT encoder's (OLC factor).
+python local/olc_ratio.py --data_dir data/train --en_model data/lang/en.model \
+    --de_model "$mt_lang/de.model" --mt_config ../mt1/conf/train_deen_lego_wemb.yaml --out data/local/olc_ratio.json
