@@ -22,6 +22,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--decodes", required=True, help='"exp@set ..." as in run.sh')
     p.add_argument("--title", default="Results")
+    p.add_argument("--curves", help="a validation-curve PNG to show under the table, if it exists")
+    p.add_argument("--notes", help="a hand-written Markdown file appended as is, if it exists")
     args = p.parse_args()
     lines = [
         f"# {args.title}",
@@ -47,6 +49,10 @@ def main() -> int:
             lines.append(row(name, test_set, ctc.parent.name, json.loads(ctc.read_text())))
     if signatures:
         lines += ["", "sacrebleu signatures: " + "; ".join(f"`{s}`" for s in sorted(signatures))]
+    if args.curves and Path(args.curves).is_file():
+        lines += ["", f"![validation curves]({args.curves})"]
+    if args.notes and Path(args.notes).is_file():
+        lines += ["", Path(args.notes).read_text(encoding="utf-8").rstrip()]
     print("\n".join(lines))
     return 0
 

@@ -145,7 +145,9 @@ if in_stage 8; then
                 --out_dir "$dir/$module" $score_opts
         done
     done
-    python "$root/utils/results_table.py" --title "$results_title" --decodes "$decodes" > RESULTS.md.tmp
+    python "$root/utils/plot_curves.py" --experiments "$experiments" --out RESULTS_curves.png
+    python "$root/utils/results_table.py" --title "$results_title" --decodes "$decodes" \
+        --curves RESULTS_curves.png --notes RESULTS.notes.md > RESULTS.md.tmp
     mv RESULTS.md.tmp RESULTS.md
     log "results: $PWD/RESULTS.md"
 fi
