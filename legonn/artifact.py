@@ -23,7 +23,7 @@ from torch import nn
 
 from legonn.chain import Chain, ModuleSpec, build_module
 from legonn.errors import LegonnError
-from legonn.fileio import public_mode
+from legonn.fileio import public_mode, read_descriptor
 from legonn.interface import HIDDEN, MARGINALS
 from legonn.version import __version__
 from legonn.vocab import Vocabulary
@@ -137,16 +137,7 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     meta_file = directory / "module.json"
     if not meta_file.is_file():
         raise LegonnError(f"{directory}: not a legonn module folder (no module.json)")
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise LegonnError(f"{meta_file}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(meta, dict):
-        raise LegonnError(f"{meta_file}: not a legonn module description (a JSON {type(meta).__name__}, not an object)")
-    if meta.get("format") != FORMAT:
-        raise LegonnError(f"{meta_file}: not a legonn module description (format {meta.get('format')!r})")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise LegonnError(f"{meta_file}: format version {meta['format_version']} is newer than this legonn reads ({FORMAT_VERSION})")
+    meta = read_descriptor(meta_file, FORMAT, FORMAT_VERSION, "legonn module description")
     for key in ("name", "type", "conf", "input", "output"):
         if key not in meta:
             raise LegonnError(f"{meta_file}: missing '{key}'")

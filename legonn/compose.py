@@ -45,7 +45,7 @@ from typing import Any, Optional
 import yaml
 
 from legonn.errors import LegonnError
-from legonn.fileio import public_mode, write_atomic
+from legonn.fileio import public_mode, read_descriptor, write_atomic
 from legonn.version import __version__
 
 FORMAT = "legonn-composed"
@@ -77,14 +77,7 @@ def read_composed(directory: str | os.PathLike) -> dict[str, Any]:
     index = directory / INDEX
     if not index.is_file():
         raise LegonnError(f"{directory}: not a composed legonn model (no {INDEX})")
-    try:
-        meta = json.loads(index.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise LegonnError(f"{index}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise LegonnError(f"{index}: not a composed model description (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise LegonnError(f"{index}: format version {meta['format_version']} is newer than this legonn reads ({FORMAT_VERSION})")
+    meta = read_descriptor(index, FORMAT, FORMAT_VERSION, "composed model description")
     parts = meta.get("parts")
     if not isinstance(parts, list) or not parts or not all(isinstance(p, dict) and "folder" in p for p in parts):
         raise LegonnError(f"{index}: 'parts' must be a non-empty list of parts with a 'folder'")

@@ -2,6 +2,7 @@
 Kaldi "table" files (``key value`` lines) and atomic writes."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -39,6 +40,22 @@ def read_table(path: str | os.PathLike, what: str = "file", allow_empty_value: b
     if not table and not allow_empty:
         raise LegonnError(f"{path}: no entries")
     return table
+
+
+def read_descriptor(path: Path, fmt: str, version: int, what: str) -> dict:
+    """A versioned JSON description (module.json, composed.json): an object whose ``format`` is
+    ``fmt`` and whose ``format_version`` this legonn can read; anything else is one clear error."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LegonnError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(meta, dict):
+        raise LegonnError(f"{path}: not a {what} (a JSON {type(meta).__name__}, not an object)")
+    if meta.get("format") != fmt:
+        raise LegonnError(f"{path}: not a {what} (format {meta.get('format')!r})")
+    if meta.get("format_version", 0) > version:
+        raise LegonnError(f"{path}: format version {meta['format_version']} is newer than this legonn reads ({version})")
+    return meta
 
 
 def _umask() -> int:
