@@ -24,10 +24,6 @@ from legonn.vocab import PAD, Vocabulary
 log = logging.getLogger(__name__)
 
 
-def load_vocab(spec: str | os.PathLike) -> Vocabulary:
-    return Vocabulary.load(spec)
-
-
 class GlobalCMVN:
     """Global mean/variance normalisation from Kaldi-format stats (2 x (D+1): sums, squares, count)."""
 
@@ -92,7 +88,7 @@ class TokenStream:
         if spec.vocab is None:
             raise LegonnError(f"{data_dir / spec.file}: a text stream needs a 'vocab'")
         self.path = data_dir / spec.file
-        self.vocab = load_vocab(spec.vocab)
+        self.vocab = Vocabulary.load(spec.vocab)
         self.ids = {utt: np.asarray(self.vocab.encode(text), dtype=np.int64) for utt, text in read_table(self.path).items()}
         self.lengths = {utt: len(ids) for utt, ids in self.ids.items()}
         unk = sum(int((ids == 1).sum()) for ids in self.ids.values())

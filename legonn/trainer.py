@@ -7,6 +7,7 @@ so an interrupted run ends with the same parameters as an uninterrupted one.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -265,7 +266,7 @@ def _train(config: dict[str, Any], exp_dir: str | Path, device: str, stop_at_ste
             batch = batch.to(dev)
             micro += 1
             sync = micro % accum == 0 or progress["batch"] + 1 == len(batches)
-            ctx = wrapped.no_sync() if (info.world > 1 and not sync) else _nullcontext()
+            ctx = wrapped.no_sync() if (info.world > 1 and not sync) else contextlib.nullcontext()
             with ctx:
                 result = wrapped(batch.inputs, batch.input_lengths, batch.targets)
                 (result.total / accum).backward()
@@ -326,11 +327,3 @@ def _train(config: dict[str, Any], exp_dir: str | Path, device: str, stop_at_ste
         writer.close()
     distributed.cleanup(info)
     return progress
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

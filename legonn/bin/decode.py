@@ -41,7 +41,6 @@ def main(argv: list[str]) -> int:
         input_spec = StreamSpec(args.input_file or data["input"]["file"], data["input"].get("vocab"), data["input"].get("cmvn"))
         vocabs = {name: exp.valid_set.targets[spec.target].vocab for spec in model.specs
                   for name in [spec.name] if spec.target in exp.valid_set.targets}
-        input_vocab = None
     else:
         from legonn.artifact import assemble
 
@@ -49,7 +48,9 @@ def main(argv: list[str]) -> int:
         first = loaded[0]
         input_vocab = first.input_vocab
         default = "text" if input_vocab is not None else "feats.scp"
-        vocab_file = first.input_vocab.spm_model or str(first.directory / first.meta["input"]["vocab"]["tokens"]) if input_vocab else None
+        vocab_file = None
+        if input_vocab is not None:
+            vocab_file = input_vocab.spm_model or str(first.directory / first.meta["input"]["vocab"]["tokens"])
         input_spec = StreamSpec(args.input_file or default, vocab_file, first.meta.get("extra", {}).get("cmvn"))
         vocabs = {spec.name: m.output_vocab for spec, m in zip(model.specs, loaded) if m.output_vocab is not None}
 
