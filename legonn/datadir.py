@@ -559,6 +559,18 @@ def fix(data_dir: str | os.PathLike, *, backup: bool = True) -> FixReport:
     return report
 
 
+def _complete_source(src: Path, dst: Path, op: str):
+    """The tables of ``src`` and its complete utterances, for an operation writing to ``dst``."""
+    if dst.resolve() == src.resolve():
+        raise LegonnError(f"{op}: destination {dst} is the source directory")
+    tables = load_tables(src)
+    _ensure_utt2spk(tables, src)
+    complete, reasons = _select(tables)
+    if reasons:
+        log.warning("%s: %d incomplete utterance(s) left out of %s (run utils/fix_data_dir.sh)", src, sum(reasons.values()), op)
+    return tables, complete
+
+
 def subset(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -583,13 +595,7 @@ def subset(
     chosen = [x is not None for x in (n, first, last, utts, speakers)]
     if sum(chosen) != 1:
         raise LegonnError("subset: give exactly one of n, first, last, an utterance list or a speaker list")
-    if dst.resolve() == src.resolve():
-        raise LegonnError(f"subset: destination {dst} is the source directory")
-    tables = load_tables(src)
-    _ensure_utt2spk(tables, src)
-    complete, reasons = _select(tables)
-    if reasons:
-        log.warning("%s: %d incomplete utterance(s) are not eligible (run utils/fix_data_dir.sh)", src, sum(reasons.values()))
+    tables, complete = _complete_source(src, dst, "subset")
     spk_of = {u: line.fields[1] for u, line in tables["utt2spk"].first().items()}
     for count, what in ((n, "n"), (first, "first"), (last, "last")):
         if count is not None and count <= 0:
@@ -722,13 +728,7 @@ def speed_perturb(src: str | os.PathLike, dst: str | os.PathLike, factors: Seque
         raise LegonnError(f"speed_perturb: factors must be positive numbers, got {list(factors)}")
     if len(set(format_factor(f) for f in facs)) != len(facs):
         raise LegonnError(f"speed_perturb: repeated factor in {list(factors)}")
-    if dst.resolve() == src.resolve():
-        raise LegonnError(f"speed_perturb: destination {dst} is the source directory")
-    tables = load_tables(src)
-    _ensure_utt2spk(tables, src)
-    keep, reasons = _select(tables)
-    if reasons:
-        log.warning("%s: %d incomplete utterance(s) left out (run utils/fix_data_dir.sh)", src, sum(reasons.values()))
+    tables, keep = _complete_source(src, dst, "speed_perturb")
     rendered = _render(tables, keep)
     rendered.pop("spk2utt")
     segmented = "segments" in tables
