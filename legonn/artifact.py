@@ -84,8 +84,12 @@ def save_module(
     trained_on: str = "",
     length_ratio: Optional[float] = None,
     extra: Optional[dict[str, Any]] = None,
+    files: Optional[dict[str, Path]] = None,
 ) -> Path:
-    """Write the artifact to a temporary sibling folder, then rename: never a half-written module."""
+    """Write the artifact to a temporary sibling folder, then rename: never a half-written module.
+
+    ``files`` (name in the folder -> source path) travel with the module, e.g. the CMVN statistics
+    its input features must be normalised with."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
@@ -106,6 +110,10 @@ def save_module(
             "extra": extra or {},
         }
         save_model(module, str(tmp / "model.safetensors"))
+        for name_in_folder, source in (files or {}).items():
+            if not Path(source).is_file():
+                raise LegonnError(f"{source}: missing (needed in module folder {directory} as {name_in_folder})")
+            shutil.copyfile(source, tmp / name_in_folder)
         (tmp / "module.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(_card(meta), encoding="utf-8")
         for item in [tmp, *tmp.iterdir()]:
@@ -164,6 +172,22 @@ def load_module(directory: str | os.PathLike, map_location: str | torch.device =
         raise LegonnError(f"{weights}: weights do not fit the '{meta['type']}' architecture in module.json ({what})")
     module.eval()
     return LoadedModule(directory, module, meta, *vocabs)
+
+
+def input_spec(loaded: list[LoadedModule], input_file: Optional[str] = None):
+    """How the first module of a chain reads a data dir: the file it was trained on (recorded at
+    export), its token vocabulary or the CMVN statistics shipped in its folder."""
+    from legonn.data import StreamSpec
+
+    first = loaded[0]
+    recorded = (first.meta.get("extra") or {}).get("input") or {}
+    vocab = first.input_vocab
+    if vocab is not None:
+        vocab_file = vocab.spm_model or str(first.directory / first.meta["input"]["vocab"]["tokens"])
+        return StreamSpec(input_file or recorded.get("file") or "text", vocab_file)
+    cmvn = recorded.get("cmvn")
+    return StreamSpec(input_file or recorded.get("file") or "feats.scp", None,
+                      str(first.directory / cmvn) if cmvn else None)
 
 
 def check_interface(producer: LoadedModule, consumer: LoadedModule) -> None:

@@ -38,10 +38,11 @@ def higher_is_better(metric: str) -> bool:
 
 
 class CheckpointKeeper:
-    """Saves ``checkpoint_step<N>.pt`` per validation, keeps the best N plus the last."""
+    """Saves ``checkpoint_step<N>.pt`` per validation; keeps the best ``keep_best`` and the latest
+    ``keep_last`` of them (``legonn average --mode best|last``), plus ``checkpoint_last.pt``."""
 
-    def __init__(self, directory: Path, keep_best: int, metric: str):
-        self.directory, self.keep_best, self.metric = directory, keep_best, metric
+    def __init__(self, directory: Path, keep_best: int, metric: str, keep_last: int = 0):
+        self.directory, self.keep_best, self.metric, self.keep_last = directory, keep_best, metric, keep_last
         directory.mkdir(parents=True, exist_ok=True)
         index = directory / INDEX
         self.entries: list[dict[str, Any]] = json.loads(index.read_text()) if index.is_file() else []
@@ -56,6 +57,8 @@ class CheckpointKeeper:
         self.entries = [e for e in self.entries if e["file"] != name] + [{"file": name, "step": step, "metrics": metrics}]
         save_atomic(state, self.directory / LAST)
         keep = {e["file"] for e in self.ranked()[: self.keep_best]}
+        if self.keep_last:
+            keep |= {e["file"] for e in sorted(self.entries, key=lambda e: e["step"])[-self.keep_last:]}
         for entry in list(self.entries):
             if entry["file"] not in keep:
                 (self.directory / entry["file"]).unlink(missing_ok=True)

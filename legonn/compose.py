@@ -261,6 +261,8 @@ def unique_names(loaded: list) -> list[str]:
 def finetune_config(directory: str | os.PathLike, loaded: list, folders: list[Path]) -> str:
     """A ``legonn train`` config rebuilding the chain from the parts ``folders`` (relative to
     ``directory``), every module starting from its part; written with absolute paths."""
+    from legonn.artifact import input_spec
+
     directory = Path(directory).resolve()
     names = unique_names(loaded)
     dirs = [directory / f for f in folders]
@@ -276,15 +278,12 @@ def finetune_config(directory: str | os.PathLike, loaded: list, folders: list[Pa
                 targets[target] = {"file": f"text.{target}", "vocab": str(folder / (vocab["sentencepiece"] or vocab["tokens"]))}
         model.append({"name": name, "type": m.meta["type"], "target": target, "conf": m.meta["conf"]})
         init[name] = str(folder)
-    first = loaded[0]
-    in_vocab = first.meta["input"].get("vocab")
-    if in_vocab:
-        data_input = {"file": "text", "vocab": str(dirs[0] / (in_vocab["sentencepiece"] or in_vocab["tokens"]))}
-    else:
-        data_input = {"file": "feats.scp"}
-        cmvn = (first.meta.get("extra") or {}).get("cmvn")
-        if cmvn:
-            data_input["cmvn"] = cmvn
+    spec = input_spec([loaded[0]])
+    data_input = {"file": spec.file}
+    if spec.vocab:
+        data_input["vocab"] = str(dirs[0] / Path(spec.vocab).name)
+    if spec.cmvn:
+        data_input["cmvn"] = str(dirs[0] / Path(spec.cmvn).name)
 
     def block(obj: Any) -> list[str]:
         text = yaml.safe_dump(obj, sort_keys=False, allow_unicode=True, default_flow_style=False).rstrip()

@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
         "valid_every_steps": None,  # None: validate once an epoch
         "log_every_steps": 50,
         "keep_best": 5,
+        "keep_last": 0,  # also keep the latest N step checkpoints, for legonn average --mode last
         "best_metric": "loss",  # loss | accuracy (of the final module) ...
         "seed": 1,
         "freeze": [],  # module names whose parameters are not updated
@@ -132,9 +133,12 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
     return nested
 
 
-def resolve(config_file: str | os.PathLike | None, overrides: list[str] | None = None) -> dict[str, Any]:
+def resolve(config_files: str | os.PathLike | list | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """DEFAULTS, then each config file in order, then command-line overrides."""
     config = copy.deepcopy(DEFAULTS)
-    if config_file is not None:
+    if isinstance(config_files, (str, os.PathLike)):
+        config_files = [config_files]
+    for config_file in config_files or []:
         config = _merge(config, load_yaml(config_file), "", str(config_file))
     if overrides:
         config = _merge(config, parse_overrides(overrides), "", "command line")

@@ -1,6 +1,8 @@
 """An experiment directory: its resolved config, data sets and model, built or reloaded."""
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -14,6 +16,8 @@ from legonn.config import fill_placeholders
 from legonn.data import ChainDataset, FeatureStream, TokenStream, stream_spec
 from legonn.errors import LegonnError
 from legonn.specaug import SpecAugment
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,6 +62,7 @@ def build_model(config: dict[str, Any], sizes: dict[str, int]) -> Chain:
         if loaded.meta["type"] != target.spec_type or loaded.meta["conf"] != target.spec_conf:
             raise LegonnError(f"trainer.init_modules.{name}: {folder} has another architecture than module '{name}'")
         target.load_state_dict(loaded.module.state_dict())
+        log.info("module '%s' starts from %s", name, folder)
     for name in config["trainer"].get("freeze") or []:
         if name not in chain.blocks:
             raise LegonnError(f"trainer.freeze: no module named '{name}' (modules: {', '.join(chain.names)})")

@@ -52,6 +52,13 @@ def export_modules(
     lengths = [dataset.input_lengths] + interface_lengths(model, dataset.input_lengths)
     written = []
     previous_vocab = input_vocab
+    data_input = config["data"]["input"]
+    # The first module records how it reads a data dir; speech CMVN statistics travel with it.
+    input_record: dict[str, Any] = {"file": data_input["file"]}
+    input_files = {}
+    if data_input.get("cmvn"):
+        input_record["cmvn"] = "cmvn.ark"
+        input_files["cmvn.ark"] = Path(data_input["cmvn"])
     for i, spec in enumerate(model.specs):
         module = model.blocks[spec.name]
         out_vocab = vocabs.get(spec.target) if spec.target else None
@@ -65,6 +72,8 @@ def export_modules(
         if spec.target in dataset.targets:
             target_lengths = np.array([dataset.targets[spec.target].lengths[u] for u in dataset.utts])
             stats["target_length"] = length_stats(target_lengths)
+        if i == 0:
+            stats["input"] = input_record
         in_vocab = previous_vocab if getattr(module, "input_vocab_size", None) is not None else None
         if names is None or spec.name in names:
             written.append(
@@ -77,6 +86,7 @@ def export_modules(
                     trained_on=provenance,
                     length_ratio=ratio,
                     extra=stats,
+                    files=input_files if i == 0 else None,
                 )
             )
         previous_vocab = out_vocab

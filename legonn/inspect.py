@@ -21,23 +21,13 @@ import numpy as np
 import torch
 
 from legonn.ctc import BLANK, greedy_decode
-from legonn.data import ChainDataset, FeatureStream, StreamSpec, TokenStream
+from legonn.data import ChainDataset, FeatureStream, TokenStream
 from legonn.fileio import public_mode, read_table, write_atomic
 from legonn.errors import LegonnError
 from legonn.vocab import Vocabulary
 
 BLANK_LABEL = "∅"
 MAX_LABELLED_POSITIONS = 60  # above this, the top axis does not name each position's best symbol
-
-
-def input_spec(loaded: list, input_file: Optional[str] = None) -> StreamSpec:
-    """The input stream of the first module (as ``legonn decode --modules`` reads it)."""
-    first = loaded[0]
-    vocab = first.input_vocab
-    if vocab is not None:
-        vocab_file = vocab.spm_model or str(first.directory / first.meta["input"]["vocab"]["tokens"])
-        return StreamSpec(input_file or "text", vocab_file)
-    return StreamSpec(input_file or "feats.scp", None, (first.meta.get("extra") or {}).get("cmvn"))
 
 
 @dataclass
@@ -270,7 +260,7 @@ def run(
 ) -> tuple[list[UtteranceView], str]:
     """Assemble ``modules`` (folders or a composed folder), inspect the chosen utterances; with
     ``out_dir``, write ``<utt>_<module>.png`` per module with a CTC head and ``report.txt``."""
-    from legonn.artifact import assemble
+    from legonn.artifact import assemble, input_spec
 
     if top < 1:
         raise LegonnError(f"--top must be at least 1, got {top}")

@@ -181,7 +181,7 @@ def _train(config: dict[str, Any], exp_dir: str | Path, device: str, stop_at_ste
         trained, lr=oconf["lr"], betas=tuple(oconf["betas"]), eps=oconf["eps"], weight_decay=oconf["weight_decay"]
     )
     scheduler = build_scheduler(optimizer, config["scheduler"], oconf["lr"])
-    keeper = CheckpointKeeper(exp_dir / "checkpoints", tconf["keep_best"], tconf["best_metric"])
+    keeper = CheckpointKeeper(exp_dir / "checkpoints", tconf["keep_best"], tconf["best_metric"], tconf["keep_last"])
     progress = {"step": 0, "epoch": 0, "batch": 0, "since_best": 0}
 
     last = exp_dir / "checkpoints" / LAST

@@ -48,8 +48,10 @@ class MultiHeadAttention(nn.Module):
         key_padding: Optional[torch.Tensor] = None,
         causal: bool = False,
         cache: Optional[Cache] = None,
+        bias: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """x: (B, Tq, D). With ``cache``, x holds only the newest step(s) and keys accumulate."""
+        """x: (B, Tq, D). With ``cache``, x holds only the newest step(s) and keys accumulate.
+        ``bias`` (B, 1, Tq, Tk) is added to the attention logits (e.g. an alignment prior)."""
         if self.cross:
             q = self._split(self.q_proj(x))
             if cache is not None and "k" in cache:
@@ -72,6 +74,8 @@ class MultiHeadAttention(nn.Module):
             tq, tk = q.size(2), k.size(2)
             future = torch.ones(tq, tk, dtype=torch.bool, device=x.device).triu(tk - tq + 1)
             mask = ~future if mask is None else mask & ~future
+        if bias is not None:
+            mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )
@@ -127,13 +131,15 @@ class CrossAttentionLayer(nn.Module):
         memory_padding: Optional[torch.Tensor],
         causal: bool = False,
         cache: Optional[dict[str, Cache]] = None,
+        memory_bias: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         self_cache = cross_cache = None
         if cache is not None:
             self_cache, cross_cache = cache.setdefault("self", {}), cache.setdefault("cross", {})
         x = x + self.dropout(self.self_attn(self.self_norm(x), key_padding=padding, causal=causal, cache=self_cache))
         x = x + self.dropout(
-            self.cross_attn(self.cross_norm(x), memory=memory, key_padding=memory_padding, cache=cross_cache)
+            self.cross_attn(self.cross_norm(x), memory=memory, key_padding=memory_padding, cache=cross_cache,
+                            bias=memory_bias)
         )
         return x + self.dropout(self.ffn(self.ffn_norm(x)))
 
@@ -181,10 +187,11 @@ class TransformerCrossStack(nn.Module):
         memory: torch.Tensor,
         memory_padding: Optional[torch.Tensor],
         cache: Optional[list[dict[str, Cache]]] = None,
+        memory_bias: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
             layer_cache = None if cache is None else cache[i]
-            x = layer(x, padding, memory, memory_padding, causal=self.causal, cache=layer_cache)
+            x = layer(x, padding, memory, memory_padding, causal=self.causal, cache=layer_cache, memory_bias=memory_bias)
         return self.final_norm(x)
 
     def new_cache(self) -> list[dict[str, Cache]]:

@@ -101,6 +101,15 @@ def test_keeper_keeps_the_best_n_and_the_last(tmp_path):
     assert CheckpointKeeper(tmp_path, 2, "loss").entries == keeper.entries
 
 
+def test_keeper_also_keeps_the_latest_n_for_averaging_the_last(tmp_path):
+    keeper = CheckpointKeeper(tmp_path, 1, "loss", keep_last=2)
+    for step, loss in [(1, 5.0), (2, 3.0), (3, 4.0), (4, 6.0), (5, 7.0)]:
+        keeper.save({"model": {"w": torch.full((2,), float(step))}}, step, {"loss": loss})
+    assert sorted(e["step"] for e in keeper.entries) == [2, 4, 5]
+    assert [p.name for p in select(tmp_path, 2, "last")] == ["checkpoint_step5.pt", "checkpoint_step4.pt"]
+    assert [p.name for p in select(tmp_path, 1, "best", "loss")] == ["checkpoint_step2.pt"]
+
+
 def test_keeper_accuracy_is_higher_is_better(tmp_path):
     keeper = CheckpointKeeper(tmp_path, 1, "acc")
     for step, acc in [(1, 0.5), (2, 0.9), (3, 0.7)]:

@@ -34,6 +34,20 @@ def test_yaml_values_override_defaults_and_keep_the_rest(conf_file):
     assert DEFAULTS["optim"]["lr"] == 1.0e-3
 
 
+def test_later_config_files_override_earlier_ones(conf_file, tmp_path):
+    """A composed model's finetune.yaml followed by a recipe's fine-tuning settings."""
+    second = tmp_path / "finetune.yaml"
+    second.write_text("optim: {lr: 1.0e-4}\ntrainer: {max_steps: 9, freeze: [encoder]}\n")
+    config = resolve([conf_file, second], ["--trainer.max_steps", "11"])
+    assert config["optim"]["lr"] == 1.0e-4 and config["trainer"]["freeze"] == ["encoder"]
+    assert config["trainer"]["max_steps"] == 11  # the command line still wins
+    assert config["batching"]["max_tokens"] == 300  # kept from the first file
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("optim: {lrr: 1.0}\n")
+    with pytest.raises(LegonnError, match=r"typo.yaml: unknown config key 'optim.lrr'; did you mean 'lr'"):
+        resolve([conf_file, typo])
+
+
 def test_no_file_gives_the_defaults():
     assert resolve(None) == DEFAULTS
     assert resolve(None) is not DEFAULTS

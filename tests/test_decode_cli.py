@@ -111,19 +111,27 @@ def test_decode_with_a_missing_input_file_writes_nothing(exported, tmp_path, cap
     assert not (out / "text").exists()
     assert not out.exists() or not list(out.iterdir())
 
-def test_decode_modules_default_input_file_missing(exported, tmp_path, capsys):
-    """Module folders of a text module read 'text' unless --input_file says otherwise."""
+def test_decode_modules_reads_the_recorded_input_file(exported, tmp_path, capsys):
+    """Module folders read the data file their first module was trained on (recorded at export);
+    a named --input_file that is missing is one error line and no output."""
     from legonn import cli
+    from legonn.artifact import read_meta
 
     _, config, modules = exported
+    assert read_meta(modules / "encoder")["extra"]["input"] == {"file": config["data"]["input"]["file"]}
     out = tmp_path / "out"
+    assert cli.main(["decode", "--modules", str(modules / "encoder"), str(modules / "decoder"),
+                     "--data_dir", config["data"]["valid"], "--out_dir", str(out)]) == 0
+    assert (out / "text").is_file()
+    capsys.readouterr()
+    bad = tmp_path / "bad"
     status = cli.main(["decode", "--modules", str(modules / "encoder"), str(modules / "decoder"),
-                       "--data_dir", config["data"]["valid"], "--out_dir", str(out)])
+                       "--data_dir", config["data"]["valid"], "--out_dir", str(bad), "--input_file", "text.xx"])
     assert status == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("legonn decode: error: ")
-    assert f"{config['data']['valid']}/text: file not found" in err[0]
-    assert not out.exists() or not list(out.iterdir())
+    assert f"{config['data']['valid']}/text.xx: file not found" in err[0]
+    assert not bad.exists() or not list(bad.iterdir())
 
 
 def test_decode_failing_midway_leaves_no_partial_files(exported, tmp_path, monkeypatch):

@@ -80,8 +80,11 @@ def test_mt_recipe_end_to_end(recipe_tree: Path):
     vocabs = ("en:bpe:200:data/deen_train/text.en,data/roen_train/text.en:data/deen_test/text.en "
               "de:bpe:200:data/deen_train/text.de ro:bpe:200:data/roen_train/text.ro")
     args = ["--data_opts", "--train_pairs 300 --eval_pairs 20", "--vocabs", vocabs,
-            "--experiments", "deen:conf/tiny_deen_lego.yaml roen:conf/tiny_roen_enconly.yaml",
-            "--avg_num", "2", "--decodes", "deen@deen_test roen@roen_test", "--decode_opts", "--beam 2"]
+            "--experiments", "deen:conf/tiny_deen_lego.yaml roen:conf/tiny_roen_enconly.yaml "
+            "plug=exp/roen/modules/encoder+exp/deen/modules/decoder "
+            "plug_ft:exp/plug/finetune.yaml,conf/tiny/finetune_roen_plug.yaml",
+            "--avg_num", "2", "--decodes", "deen@deen_test roen@roen_test plug@roen_test plug_ft@roen_test",
+            "--relative", "plug@roen_test=roen plug_ft@roen_test=roen", "--decode_opts", "--beam 2"]
     proc = run(mt, *args)
     assert proc.returncode == 0, f"run.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
 
@@ -104,6 +107,27 @@ def test_mt_recipe_end_to_end(recipe_tree: Path):
         assert (d / f"decode_{test_set}" / "ctc_encoder" / "score.json").is_file()
     results = (mt / "RESULTS.md").read_text()
     assert "deen_test" in results and "ctc_encoder" in results
+
+    # The Ro-En encoder + De-En decoder composition decodes without training, then is fine-tuned
+    # from its parts (the later config file layered over compose's finetune.yaml).
+    composed = json.loads((mt / "exp" / "plug" / "composed.json").read_text())
+    assert [p["source"].split("exp/")[-1] for p in composed["parts"]] == ["roen/modules/encoder", "deen/modules/decoder"]
+    ft = yaml.safe_load((mt / "exp" / "plug_ft" / "config.yaml").read_text())
+    assert ft["data"]["train"] == "data/roen_train" and ft["trainer"]["max_steps"] == 4
+    assert ft["trainer"]["init_modules"]["decoder"].endswith("exp/plug/parts/1_decoder")
+    assert "module 'decoder' starts from" in (mt / "exp" / "plug_ft" / "train.log").read_text()
+    # The modularity table: each row's score as a percentage of the reference's.
+    ref = json.loads((mt / "exp" / "roen" / "decode_roen_test" / "score.json").read_text())["bleu"]["score"]
+    plug = json.loads((mt / "exp" / "plug" / "decode_roen_test" / "score.json").read_text())["bleu"]["score"]
+    assert "## Modularity" in results
+    section = results.split("## Modularity", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| plug")]
+    assert len(rows) == 2
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[:4] == ["plug", "roen_test", "roen", "BLEU"]
+    if ref > 0:
+        assert float(cells[6]) == pytest.approx(100 * plug / ref, abs=0.06)
+    assert (mt / "RESULTS_modularity.png").stat().st_size > 0
     for stage in ("stage1_data", "stage4_train.deen", "stage8_score.deen@deen_test"):
         assert (mt / "exp" / ".done" / stage).is_file(), stage
         assert (mt / "exp" / "logs" / f"{stage}.log").is_file(), stage

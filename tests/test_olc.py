@@ -126,3 +126,52 @@ def test_encoder_module_lengths_follow_the_olc(input_spec, t, factor, cap):
     assert out.hidden.shape[:2] == (len(t), max(want))
     assert out.log_probs.shape == (len(t), max(want), 7)
     assert enc.output_lengths(lengths).tolist() == want
+
+
+def test_alignment_prior_peaks_on_the_proportional_place():
+    olc = OutputLengthController(16, "1/2", 50, heads=2, d_ff=32, layers=1, dropout=0.0, prior_width=1.0)
+    lengths = torch.tensor([8, 6])
+    out_lengths = olc.output_lengths(lengths)
+    bias = olc.alignment_prior(lengths, out_lengths, 8, int(out_lengths.max()))
+    assert bias.shape == (2, 1, 4, 8)
+    assert bias.max() == pytest.approx(-0.5 * (0.5 / 2) ** 2)  # centres fall between two frames, sigma 2
+    # output k of an 8-frame input is centred at 2k+0.5: frames 2k and 2k+1 tie, both the best.
+    best = bias[0, 0].argmax(dim=-1)
+    assert best.tolist() == [0, 2, 4, 6]
+    # the 6-frame item has 3 outputs centred at 0.5, 2.5, 4.5: nothing prefers its padding.
+    assert bias[1, 0, :3].argmax(dim=-1).tolist() == [0, 2, 4]
+    # the width follows the ratio: two frames per output -> sigma 2 frames.
+    assert (bias[0, 0, 0, 0] - bias[0, 0, 0, 4]).item() == pytest.approx(0.5 * ((3.5 / 2) ** 2 - (0.5 / 2) ** 2))
+
+
+def test_alignment_prior_keeps_items_independent_of_padding():
+    torch.manual_seed(0)
+    olc = OutputLengthController(16, "1/1.5", 50, heads=2, d_ff=32, layers=2, dropout=0.0, prior_width=2.0).eval()
+    x = torch.randn(2, 11, 16)
+    lengths = torch.tensor([11, 7])
+    h, out_lengths = olc(x, lengths)
+    alone, alone_lengths = olc(x[1:, :7], lengths[1:])
+    assert out_lengths[1] == alone_lengths[0]
+    torch.testing.assert_close(h[1, : int(out_lengths[1])], alone[0, : int(alone_lengths[0])], atol=1e-5, rtol=1e-5)
+
+
+def test_alignment_prior_makes_each_output_read_its_own_stretch_at_initialisation():
+    """Without the prior, content-free queries read every input alike; with it, output k depends
+    mostly on the inputs around its proportional place (gradient mass of h[k] w.r.t. the inputs)."""
+    x = torch.randn(1, 40, 16, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([40])
+    probe = torch.randn(16, generator=torch.Generator().manual_seed(2))
+    local = {}
+    for width in (None, 1.0):
+        torch.manual_seed(1)
+        olc = OutputLengthController(16, "1/4", 50, heads=2, d_ff=32, layers=1, dropout=0.0, prior_width=width).eval()
+        fractions = []
+        for k in range(10):
+            xi = x.clone().requires_grad_(True)
+            h, _ = olc(xi, lengths)
+            (h[0, k] * probe).sum().backward()  # a plain sum of a LayerNorm output is constant
+            mass = xi.grad[0].norm(dim=-1)
+            lo, hi = max(0, 4 * k - 4), min(40, 4 * k + 8)  # its own 4 frames and 4 on each side
+            fractions.append((mass[lo:hi].sum() / mass.sum()).item())
+        local[width] = sum(fractions) / len(fractions)
+    assert local[None] < 0.45 and local[1.0] > 0.8, local

@@ -3,12 +3,92 @@
 
 For every "<exp>@<set>" decode: the final output's WER, BLEU (detokenised and tokenised) and
 chrF, then the CTC best path of each module (the paper's per-module interface scores).
+
+With --relative "<exp>@<set>=<reference exp> ...", a modularity table (paper §III-E, Fig. 4):
+each swapped or plugged model's score as a percentage of its unswapped reference on the same
+test set (rows whose decodes are not among --decodes are left out). BLEU is compared directly; WER as word accuracy (100 - WER, floored at 0), so that
+100 % means "as good as the reference" and 0 % "nothing right" for both. --relative_plot draws
+the percentages as bars.
 """
 import argparse
 import json
+import os
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
+
+
+def read_score(name: str, test_set: str) -> dict:
+    path = Path("exp") / name / f"decode_{test_set}" / "score.json"
+    if not path.is_file():
+        raise SystemExit(f"results_table: {path} is missing (run the score stage)")
+    return json.loads(path.read_text())
+
+
+def quality(score: dict) -> tuple[str, float]:
+    """The headline metric of a score.json and a higher-is-better value of it."""
+    if "bleu" in score:
+        return "BLEU", score["bleu"]["score"]
+    return "WER", max(0.0, 100.0 - score["wer"]["score"])
+
+
+def relative_rows(spec: str) -> list[dict]:
+    rows = []
+    for item in spec.split():
+        decode, eq, reference = item.partition("=")
+        name, at, test_set = decode.partition("@")
+        if not (eq and at and name and test_set and reference):
+            raise SystemExit(f"results_table: --relative entry '{item}' is not <exp>@<set>=<reference exp>")
+        score, ref = read_score(name, test_set), read_score(reference, test_set)
+        metric, value = quality(score)
+        _, ref_value = quality(ref)
+        raw = score[metric.lower()]["score"]
+        ref_raw = ref[metric.lower()]["score"]
+        percent = 100.0 * value / ref_value if ref_value > 0 else float("nan")
+        rows.append({"name": name, "set": test_set, "reference": reference, "metric": metric,
+                     "score": raw, "ref_score": ref_raw, "percent": percent})
+    return rows
+
+
+def relative_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "## Modularity: swapped and plugged models relative to the unswapped reference",
+        "",
+        "100 % = the reference model's own score on the same test set (WER compared as word accuracy).",
+        "",
+        "| model | test set | reference | metric | score | reference score | relative % |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['set']} | {r['reference']} | {r['metric']} | {r['score']:.2f} | "
+                     f"{r['ref_score']:.2f} | {r['percent']:.1f} |")
+    return lines
+
+
+def plot_relative(rows: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(rows) + 2), 4))
+    labels = [f"{r['name']}\n({r['set']})" for r in rows]
+    values = [0.0 if r["percent"] != r["percent"] else r["percent"] for r in rows]
+    bars = ax.bar(range(len(rows)), values, color=["tab:blue" if v >= 50 else "tab:red" for v in values])
+    for bar, v in zip(bars, values):
+        ax.text(bar.get_x() + bar.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=8)
+    ax.axhline(100, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("% of the unswapped model")
+    ax.set_title("Modularity: swapped / plugged models")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
+    os.close(fd)
+    fig.savefig(tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, out)
 
 
 def row(name: str, test_set: str, output: str, score: dict) -> str:
@@ -24,6 +104,8 @@ def main() -> int:
     p.add_argument("--title", default="Results")
     p.add_argument("--curves", help="a validation-curve PNG to show under the table, if it exists")
     p.add_argument("--notes", help="a hand-written Markdown file appended as is, if it exists")
+    p.add_argument("--relative", default="", help='"<exp>@<set>=<reference exp> ..." rows of the modularity table')
+    p.add_argument("--relative_plot", help="write the modularity table as a bar plot (PNG) here")
     args = p.parse_args()
     lines = [
         f"# {args.title}",
@@ -38,17 +120,28 @@ def main() -> int:
     for spec in args.decodes.split():
         name, _, test_set = spec.partition("@")
         decode_dir = Path("exp") / name / f"decode_{test_set}"
-        main_score = decode_dir / "score.json"
-        if not main_score.is_file():
-            print(f"results_table: {main_score} is missing (run the score stage)", file=sys.stderr)
-            return 1
-        score = json.loads(main_score.read_text())
+        score = read_score(name, test_set)
         lines.append(row(name, test_set, "text", score))
         signatures.update(score[k]["signature"] for k in ("bleu", "chrf") if k in score)
         for ctc in sorted(decode_dir.glob("ctc_*/score.json")):
             lines.append(row(name, test_set, ctc.parent.name, json.loads(ctc.read_text())))
     if signatures:
         lines += ["", "sacrebleu signatures: " + "; ".join(f"`{s}`" for s in sorted(signatures))]
+    # Rows whose decodes are not in --decodes (a run restricted to some experiments) are left out.
+    listed = set(args.decodes.split())
+    relative = []
+    for item in args.relative.split():
+        decode, _, reference = item.partition("=")
+        if decode in listed and f"{reference}@{decode.partition('@')[2]}" in listed:
+            relative.append(item)
+        else:
+            print(f"results_table: modularity row '{item}' left out (its decodes are not in --decodes)", file=sys.stderr)
+    if relative:
+        rows = relative_rows(" ".join(relative))
+        lines += ["", *relative_table(rows)]
+        if args.relative_plot:
+            plot_relative(rows, Path(args.relative_plot))
+            lines += ["", f"![modularity]({args.relative_plot})"]
     if args.curves and Path(args.curves).is_file():
         lines += ["", f"![validation curves]({args.curves})"]
     if args.notes and Path(args.notes).is_file():

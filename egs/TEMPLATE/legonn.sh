@@ -9,13 +9,24 @@
 #   2 features  80-dim fbank + global CMVN for $feats_sets (speech recipes)
 #   3 vocab     sentencepiece models / token lists for $vocabs, with coverage reports
 #   4 train     legonn train, one explicitly named exp dir per entry of $experiments
-#   5 average   legonn average of the $avg_num best checkpoints
-#   6 export    legonn export: module folders under exp/<name>/modules
+#   5 average   legonn average of $avg_num checkpoints ($avg_mode: best or last kept)
+#   6 export    legonn export: module folders under exp/<name>/modules; legonn compose for
+#               the composition entries of $experiments
 #   7 decode    legonn decode of every "<exp>@<set>" in $decodes
-#   8 score     legonn score of every decode, and RESULTS.md
+#   8 score     legonn score of every decode, RESULTS.md (+ the $relative table and its plot)
+#
+# $experiments is an ordered list; stages 4-6 run entry by entry, so an entry may use the
+# modules of an earlier one (model inventory, paper Fig. 1):
+#   name:conf/a.yaml[,conf/b.yaml]   trained from the configs (later files override earlier ones)
+#   name=dir1+dir2[+dir3]            composed from module folders into exp/<name> (no training);
+#                                    a later entry may fine-tune it with
+#                                    name_ft:exp/name/finetune.yaml,conf/finetune_x.yaml
+# $relative lists "<exp>@<set>=<reference exp>" rows for the modularity table of stage 8: the
+# score of a swapped/plugged model as a percentage of the unswapped reference (paper Fig. 4).
 #
 # Options (any recipe variable can be set the same way): --stage N --stop_stage M
 # --force true (redo finished stages) --device cpu|cuda --ngpu N (torchrun processes)
+# --cmd_backend local|slurm (egs/TEMPLATE/cmd.sh: where training, decoding and feature jobs run)
 # Finished stages leave exp/.done/<stage>[.<item>] markers; each stage logs to exp/logs/.
 
 set -euo pipefail
@@ -33,16 +44,21 @@ vocabs=${vocabs:-}                     # "name:kind:size:text1,text2[:eval1,eval
 experiments=${experiments:-}           # "exp_name:conf/train_x.yaml" ...
 train_opts=${train_opts:-}             # extra legonn train arguments for every experiment
 avg_num=${avg_num:-5}
+avg_mode=${avg_mode:-best}             # best (by the validation metric) or last kept checkpoints
 decodes=${decodes:-}                   # "exp_name@test_set" ...
 decode_opts=${decode_opts:-}           # e.g. "--beam 5 --length_penalty 0.6"
 ref_file=${ref_file:-text}             # reference file in each test set's data dir
 score_opts=${score_opts:-}
 results_title=${results_title:-Results}
+results_file=${results_file:-RESULTS.md}  # notes come from <name>.notes.md, plots go to <name>_*.png
+relative=${relative:-}                 # "<exp>@<set>=<reference exp>" ... (stage 8 modularity table)
+cmd_backend=${cmd_backend:-local}
 
 help_message="usage: $0 [--stage N] [--stop_stage M] [--force true] [--device cpu|cuda] [--ngpu N] [--<variable> value]"
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$root/utils/parse_options.sh"
 . "$root/egs/TEMPLATE/path.sh"
+. "$root/egs/TEMPLATE/cmd.sh"
 
 mkdir -p exp/logs exp/.done
 
@@ -68,6 +84,18 @@ run_stage() {
 
 in_stage() { [[ $1 -ge $stage && $1 -le $stop_stage ]]; }
 
+# job PREFIX LOG CMD...: the local backend runs CMD here, its progress on the console (and in
+# the stage log); another backend gets "$PREFIX [resources] LOG CMD" and its job log is LOG.
+job() {
+    local prefix=$1 logfile=$2; shift 2
+    if [[ $cmd_backend == local ]]; then
+        "$@"
+    else
+        # shellcheck disable=SC2086
+        $prefix --num_threads "$num_threads" --gpu "$ngpu" "$logfile" "$@"
+    fi
+}
+
 threads=()
 [[ $num_threads -gt 0 ]] && threads=(env OMP_NUM_THREADS="$num_threads")
 
@@ -79,7 +107,8 @@ fi
 
 if in_stage 2; then
     for set in $feats_sets; do
-        run_stage 2 features "$set" legonn features --data_dir "data/$set" --nj "$nj"
+        run_stage 2 features "$set" job "$cmd" "exp/logs/stage2_features.$set.job.log" \
+            legonn features --data_dir "data/$set" --nj "$nj"
     done
 fi
 
@@ -91,41 +120,46 @@ if in_stage 3; then
     done
 fi
 
-if in_stage 4; then
-    for spec in $experiments; do
-        name=${spec%%:*}; conf=${spec#*:}
+for spec in $experiments; do
+    if [[ $spec == *=* ]]; then  # a composition of module folders
+        name=${spec%%=*}; parts=${spec#*=}
+        if in_stage 6; then
+            # shellcheck disable=SC2086
+            run_stage 6 compose "$name" legonn compose --modules ${parts//+/ } --out "exp/$name"
+        fi
+        continue
+    fi
+    name=${spec%%:*}; confs=${spec#*:}
+    if in_stage 4; then
         launcher=(legonn)
         if [[ $ngpu -gt 1 ]]; then
             launcher=(python -m torch.distributed.run --standalone --nproc_per_node "$ngpu" -m legonn)
         fi
         # shellcheck disable=SC2086
-        run_stage 4 train "$name" "${threads[@]}" "${launcher[@]}" train --config "$conf" --exp_dir "exp/$name" \
-            --device "$device" $train_opts
-    done
-fi
-
-if in_stage 5; then
-    for spec in $experiments; do
-        name=${spec%%:*}
-        run_stage 5 average "$name" legonn average --exp_dir "exp/$name" --num "$avg_num" --mode best \
+        run_stage 4 train "$name" job "$train_cmd" "exp/logs/stage4_train.$name.job.log" "${threads[@]}" \
+            "${launcher[@]}" train --config ${confs//,/ } --exp_dir "exp/$name" --device "$device" $train_opts
+    fi
+    if in_stage 5; then
+        run_stage 5 average "$name" legonn average --exp_dir "exp/$name" --num "$avg_num" --mode "$avg_mode" \
             --out "exp/$name/averaged.pt"
-    done
-fi
-
-if in_stage 6; then
-    for spec in $experiments; do
-        name=${spec%%:*}
+    fi
+    if in_stage 6; then
         run_stage 6 export "$name" legonn export --exp_dir "exp/$name" --checkpoint "exp/$name/averaged.pt" \
             --out_dir "exp/$name/modules"
-    done
-fi
+    fi
+done
 
 if in_stage 7; then
     for spec in $decodes; do
         name=${spec%%@*}; set=${spec#*@}
+        if [[ -f exp/$name/composed.json ]]; then
+            model=(--modules "exp/$name")
+        else
+            model=(--exp_dir "exp/$name" --checkpoint "exp/$name/averaged.pt")
+        fi
         # shellcheck disable=SC2086
-        run_stage 7 decode "$name@$set" "${threads[@]}" legonn decode --exp_dir "exp/$name" \
-            --checkpoint "exp/$name/averaged.pt" --data_dir "data/$set" --out_dir "exp/$name/decode_$set" \
+        run_stage 7 decode "$name@$set" job "$decode_cmd" "exp/logs/stage7_decode.$name@$set.job.log" \
+            "${threads[@]}" legonn decode "${model[@]}" --data_dir "data/$set" --out_dir "exp/$name/decode_$set" \
             --device "$device" $decode_opts
     done
 fi
@@ -145,9 +179,12 @@ if in_stage 8; then
                 --out_dir "$dir/$module" $score_opts
         done
     done
-    python "$root/utils/plot_curves.py" --experiments "$experiments" --out RESULTS_curves.png
+    base=${results_file%.md}
+    python "$root/utils/plot_curves.py" --experiments "$experiments" --out "${base}_curves.png"
+    relative_opts=()
+    [[ -n $relative ]] && relative_opts=(--relative "$relative" --relative_plot "${base}_modularity.png")
     python "$root/utils/results_table.py" --title "$results_title" --decodes "$decodes" \
-        --curves RESULTS_curves.png --notes RESULTS.notes.md > RESULTS.md.tmp
-    mv RESULTS.md.tmp RESULTS.md
-    log "results: $PWD/RESULTS.md"
+        --curves "${base}_curves.png" --notes "$base.notes.md" "${relative_opts[@]}" > "$results_file.tmp"
+    mv "$results_file.tmp" "$results_file"
+    log "results: $PWD/$results_file"
 fi

@@ -17,8 +17,7 @@ def main(argv: list[str]) -> int:
     src.add_argument("--modules", nargs="+", help="module folders, chained in order")
     p.add_argument("--checkpoint", help="with --exp_dir: checkpoint or averaged file (default: best kept)")
     p.add_argument("--data_dir", required=True, help="Kaldi-style data directory to decode")
-    p.add_argument("--input_file", help="input stream file in the data dir (default: the experiment's, else "
-                   "feats.scp for a speech module and text for a text module)")
+    p.add_argument("--input_file", help="input stream file in the data dir (default: the one the experiment or first module was trained on)")
     p.add_argument("--out_dir", required=True)
     p.add_argument("--beam", type=int, default=5, help="beam size (paper: MT 5, ASR 20)")
     p.add_argument("--nbest", type=int, default=1)
@@ -42,16 +41,10 @@ def main(argv: list[str]) -> int:
         vocabs = {name: exp.valid_set.targets[spec.target].vocab for spec in model.specs
                   for name in [spec.name] if spec.target in exp.valid_set.targets}
     else:
-        from legonn.artifact import assemble
+        from legonn.artifact import assemble, input_spec as module_input_spec
 
         model, loaded = assemble(args.modules)
-        first = loaded[0]
-        input_vocab = first.input_vocab
-        default = "text" if input_vocab is not None else "feats.scp"
-        vocab_file = None
-        if input_vocab is not None:
-            vocab_file = input_vocab.spm_model or str(first.directory / first.meta["input"]["vocab"]["tokens"])
-        input_spec = StreamSpec(args.input_file or default, vocab_file, first.meta.get("extra", {}).get("cmvn"))
+        input_spec = module_input_spec(loaded, args.input_file)
         vocabs = {spec.name: m.output_vocab for spec, m in zip(model.specs, loaded) if m.output_vocab is not None}
 
     last = model.specs[-1].name

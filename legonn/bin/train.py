@@ -15,7 +15,9 @@ def parser() -> argparse.ArgumentParser:
         epilog="Any config value can be overridden as --section.key value, e.g. --optim.lr 5e-4 --trainer.max_steps 1000. "
         "Multi-process: torchrun --nproc_per_node N -m legonn train ...",
     )
-    p.add_argument("--config", help="YAML config (model, data, batching, optim, scheduler, trainer)")
+    p.add_argument("--config", nargs="+", default=[],
+                   help="YAML config(s) (model, data, batching, optim, scheduler, trainer); a later file overrides "
+                   "an earlier one, e.g. a composed model's finetune.yaml then a recipe's fine-tuning settings")
     p.add_argument("--exp_dir", help="experiment directory; rerunning with the same dir resumes")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--print_config", action="store_true", help="print the resolved config and exit")

@@ -20,13 +20,20 @@ feats_sets="train valid test test_phn"
 # Only the phoneme inventory is built here: the English BPE is the MT decoder's (not retrained).
 # name:kind:size:train_texts[:eval_texts]
 vocabs="phn:tokens:0:data/train/text.phn:data/test/text.phn"
-# exp_name:config — exp dirs are named here, never derived from options.
+# The De-En MT decoder that is plugged onto the ASR encoder (paper Table IV): ../mt1's module.
+mt_decoder=../mt1/exp/deen_lego_wemb/modules/decoder
+# In order: exp_name:config[,config] (trained) or exp_name=module+module (composed);
+# exp dirs are named here, never derived from options.
 experiments="asr_baseline:conf/train_asr_baseline.yaml
 asr_lego_wemb:conf/train_asr_lego_wemb.yaml
 asr_enconly:conf/train_asr_enconly.yaml
-asr_phn:conf/train_asr_phn.yaml"
+asr_phn:conf/train_asr_phn.yaml
+asr_plug=exp/asr_enconly/modules/encoder+$mt_decoder
+asr_plug_ft:exp/asr_plug/finetune.yaml,conf/finetune_asr_plug.yaml"
 avg_num=5
-decodes="asr_baseline@test asr_lego_wemb@test asr_enconly@test asr_phn@test_phn"
+decodes="asr_baseline@test asr_lego_wemb@test asr_enconly@test asr_phn@test_phn asr_plug@test asr_plug_ft@test"
+# The modularity table of stage 8 (WER compared as word accuracy, 100 % = the baseline).
+relative="asr_lego_wemb@test=asr_baseline asr_enconly@test=asr_baseline asr_plug@test=asr_baseline asr_plug_ft@test=asr_baseline"
 decode_opts="--beam 20 --length_penalty 1.0"   # paper's ASR setting
 ref_file=text
 # WER on what is audible: case and punctuation are not (the models still write them).

@@ -1,13 +1,36 @@
 #!/usr/bin/env bash
 # Mini De-En / Ro-En MT with LegoNN modules, on the offline corpus in ../corpus.
 # Mirrors the paper's WMT setups at CPU scale (Table I: baseline vs LegoNN WEmb/BeamConv;
-# the Ro-En encoder-only CTC model whose modules later meet the De-En decoder, Table III).
+# the Ro-En encoder-only model plugged into the De-En decoder with and without fine-tuning,
+# Tables III and VI; modularity stress tests, Fig. 4 and Table X).
 #
-#   ./run.sh                      # everything
+#   ./run.sh                      # everything (many CPU hours: 11 trainings; see README.md)
+#   ../demo.sh                    # the 30-minute story: De-En LegoNN, Ro-En/ASR plugs (demo configs)
 #   ./run.sh --stage 4 --stop_stage 4
 #   ./run.sh --data_opts "--train_pairs 300 --eval_pairs 30" --experiments "deen_baseline:conf/tiny.yaml"
 set -euo pipefail
 cd "$(dirname "$0")"
+
+# Modularity stress tests (paper §III-E, Fig. 4, Table X): a second seed of the baseline, of
+# LegoNN WEmb and of LegoNN without CTC/OLC, and a De-En encoder trained alone; then swaps:
+# random seed (encoder of seed 2 + decoder of seed 1), architecture (the BeamConv model's
+# encoder + the WEmb decoder) and decoder plug (the lone encoder + the WEmb decoder).
+# (A LegoNN encoder + a baseline decoder is refused by compose: marginals vs hidden states.)
+stress_experiments="deen_baseline_seed2:conf/train_deen_baseline.yaml,conf/seed2.yaml
+deen_lego_wemb_seed2:conf/train_deen_lego_wemb.yaml,conf/seed2.yaml
+deen_enconly:conf/train_deen_enconly.yaml
+deen_lego_plain:conf/train_deen_lego_plain.yaml
+deen_lego_plain_seed2:conf/train_deen_lego_plain.yaml,conf/seed2.yaml
+swap_seed_baseline=exp/deen_baseline_seed2/modules/encoder+exp/deen_baseline/modules/decoder
+swap_seed_lego=exp/deen_lego_wemb_seed2/modules/encoder+exp/deen_lego_wemb/modules/decoder
+swap_arch_lego=exp/deen_lego_beamconv/modules/encoder+exp/deen_lego_wemb/modules/decoder
+plug_deen_lego=exp/deen_enconly/modules/encoder+exp/deen_lego_wemb/modules/decoder
+swap_seed_plain=exp/deen_lego_plain_seed2/modules/encoder+exp/deen_lego_plain/modules/decoder"
+stress_decodes="deen_lego_plain@deen_test swap_seed_baseline@deen_test swap_seed_lego@deen_test
+swap_arch_lego@deen_test plug_deen_lego@deen_test swap_seed_plain@deen_test"
+stress_relative="swap_seed_baseline@deen_test=deen_baseline swap_seed_lego@deen_test=deen_lego_wemb
+swap_arch_lego@deen_test=deen_lego_wemb plug_deen_lego@deen_test=deen_lego_wemb
+swap_seed_plain@deen_test=deen_lego_plain"
 
 # Data: local/data.sh unpacks ../corpus into data/{deen,roen}_{train,valid,test}.
 data_opts=""
@@ -16,15 +39,24 @@ data_opts=""
 vocabs="en:bpe:1000:data/deen_train/text.en,data/roen_train/text.en:data/deen_test/text.en,data/roen_test/text.en
 de:bpe:1000:data/deen_train/text.de:data/deen_test/text.de
 ro:bpe:1000:data/roen_train/text.ro:data/roen_test/text.ro"
-# exp_name:config — exp dirs are named here, never derived from options.
+# In order: exp_name:config[,config] (trained) or exp_name=module+module (composed, no training);
+# an entry may use the modules of the entries above it (egs/TEMPLATE/legonn.sh).
+# Exp dirs are named here, never derived from options.
 experiments="deen_baseline:conf/train_deen_baseline.yaml
 deen_lego_wemb:conf/train_deen_lego_wemb.yaml
 deen_lego_beamconv:conf/train_deen_lego_beamconv.yaml
 roen_baseline:conf/train_roen_baseline.yaml
-roen_enconly:conf/train_roen_enconly.yaml"
+roen_enconly:conf/train_roen_enconly.yaml
+roen_plug=exp/roen_enconly/modules/encoder+exp/deen_lego_wemb/modules/decoder
+roen_plug_ft:exp/roen_plug/finetune.yaml,conf/finetune_roen_plug.yaml
+$stress_experiments"
 avg_num=3
 decodes="deen_baseline@deen_test deen_lego_wemb@deen_test deen_lego_beamconv@deen_test
-roen_baseline@roen_test roen_enconly@roen_test"
+roen_baseline@roen_test roen_enconly@roen_test roen_plug@roen_test roen_plug_ft@roen_test
+$stress_decodes"
+# The modularity table of stage 8: each model as a percentage of the unswapped reference.
+relative="roen_enconly@roen_test=roen_baseline roen_plug@roen_test=roen_baseline roen_plug_ft@roen_test=roen_baseline
+$stress_relative"
 decode_opts="--beam 5 --length_penalty 0.6 --max_len_a 1.2 --max_len_b 10"   # paper's MT setting
 ref_file=text.en
 results_title="Mini MT (De-En, Ro-En)"

@@ -1,0 +1,90 @@
+"""`make demo`'s script (egs/mini/demo.sh) in tiny mode, end to end, in a temporary tree.
+
+The tree holds copies of egs/mini/{mt1,asr1,local} and demo.sh, symlinks to utils/ and
+egs/TEMPLATE/, and the small fixture corpus of the ASR recipe test, so nothing is written into
+the repository. Tiny mode runs every stage of the demo with the committed conf/tiny configs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_asr_recipe import make_fixture_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+MINI = ROOT / "egs" / "mini"
+
+
+@pytest.fixture(scope="module")
+def demo_tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    mini = root / "egs" / "mini"
+    mini.mkdir(parents=True)
+    os.symlink(ROOT / "utils", root / "utils")
+    os.symlink(ROOT / "egs" / "TEMPLATE", root / "egs" / "TEMPLATE")
+    make_fixture_corpus(mini / "corpus")
+    ignore = shutil.ignore_patterns("data", "exp", "downloads", "RESULTS*", "__pycache__")
+    for part in ("mt1", "asr1", "local"):
+        shutil.copytree(MINI / part, mini / part, ignore=ignore)
+    shutil.copy2(MINI / "demo.sh", mini / "demo.sh")
+    return mini
+
+
+def run_demo(mini: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return subprocess.run(["bash", "demo.sh", *args], cwd=mini, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_demo_tiny_mode_end_to_end(demo_tree: Path):
+    mini = demo_tree
+    proc = run_demo(mini, "--mode", "tiny")
+    assert proc.returncode == 0, f"demo.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+
+    # Both decoder plugs are composed folders whose parts come from different experiments.
+    for recipe, plug, encoder_exp in (("mt1", "tiny_roen_plug", "tiny_roen_enconly"),
+                                      ("asr1", "tiny_asr_plug", "tiny_asr_enconly")):
+        composed = json.loads((mini / recipe / "exp" / plug / "composed.json").read_text())
+        sources = [part["source"] for part in composed["parts"]]
+        assert sources[0].endswith(f"{encoder_exp}/modules/encoder"), sources
+        assert sources[1].endswith("tiny_deen_lego_wemb/modules/decoder"), sources
+    # The speech encoder travels with its CMVN statistics; the plug read them from its own folder.
+    enc = mini / "asr1" / "exp" / "tiny_asr_enconly" / "modules" / "encoder"
+    meta = json.loads((enc / "module.json").read_text())
+    assert meta["extra"]["input"] == {"file": "feats.scp", "cmvn": "cmvn.ark"}
+    assert (enc / "cmvn.ark").read_bytes() == (mini / "asr1" / "data" / "train" / "cmvn.ark").read_bytes()
+
+    # The paper-style table: six rows with numbers, printed and written.
+    table = (mini / "RESULTS.tiny.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 6, table
+    assert "no fine-tuning" in table and "| Ro-En MT |" in table and "| English ASR |" in table
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        numbers = [c for c in cells[3:] if c]
+        assert numbers and all(float(n) >= 0 for n in numbers), row
+    assert "| task | test set | model |" in proc.stdout
+    wer = json.loads((mini / "asr1" / "exp" / "tiny_asr_plug" / "decode_test" / "score.json").read_text())
+    assert wer["n_utts"] == 8
+    for recipe in ("mt1", "asr1"):
+        assert (mini / recipe / "RESULTS.tiny.md").is_file()
+        assert (mini / recipe / "RESULTS.tiny_curves.png").stat().st_size > 0
+
+    # A second run reuses every trained module (the model inventory): nothing is retrained.
+    again = run_demo(mini, "--mode", "tiny")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "stage 4 (train tiny_deen_lego_wemb): already done" in (mini / "mt1" / "exp" / "logs" / "demo_lane_a.tiny.log").read_text()
+    assert "stage 4 (train tiny_asr_enconly): already done" in again.stderr
+    assert "legonn train" not in again.stderr
+
+
+def test_demo_rejects_an_unknown_mode(demo_tree: Path):
+    proc = run_demo(demo_tree, "--mode", "huge")
+    assert proc.returncode != 0
+    assert "unknown --mode 'huge'" in proc.stderr
