@@ -287,3 +287,42 @@ def test_cmd_sh_backends(tmp_path):
     p = subprocess.run(["bash", "-c", f'cmd_backend=local; . {CMD_SH}; $cmd JOB=1:2 l.JOB.log echo JOB'],
                        cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and lines(tmp_path / "l.2.log")[2] == "2"
+
+
+# --- egs/TEMPLATE/legonn.sh dispatching through a backend ----------------------------------------
+
+FAKE_LEGONN = r"""#!/usr/bin/env bash
+# Records each call (and whether it runs inside a SLURM job), then does the minimum a stage needs.
+echo "$* | job=${SLURM_JOB_ID:-none} threads=${OMP_NUM_THREADS:-unset}" >> "$FAKE_DIR/legonn.calls"
+"""
+
+
+def test_stage_script_sends_training_and_decoding_to_the_slurm_backend(tmp_path):
+    root = tmp_path / "tree"
+    (root / "egs" / "x").mkdir(parents=True)
+    os.symlink(ROOT / "utils", root / "utils")
+    os.symlink(ROOT / "egs" / "TEMPLATE", root / "egs" / "TEMPLATE")
+    recipe = root / "egs" / "x" / "asr1"
+    recipe.mkdir()
+    (recipe / "run.sh").write_text(
+        'set -euo pipefail\ncd "$(dirname "$0")"\nexperiments="m:conf/a.yaml,conf/b.yaml"\n'
+        'decodes="m@test"\n. ../../TEMPLATE/legonn.sh "$@"\n')
+    env = fake_slurm(recipe)
+    fake = Path(env["FAKE_DIR"]) / "legonn"
+    fake.write_text(FAKE_LEGONN)
+    fake.chmod(0o755)
+    p = subprocess.run(["bash", "run.sh", "--cmd_backend", "slurm", "--stage", "4", "--stop_stage", "7",
+                        "--num_threads", "3"], cwd=recipe, env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    calls = (Path(env["FAKE_DIR"]) / "legonn.calls").read_text().splitlines()
+    train, average, export, decode = calls
+    # training and decoding ran inside (fake) SLURM jobs with the thread request; both configs passed
+    assert train.startswith("train --config conf/a.yaml conf/b.yaml --exp_dir exp/m") and "job=4242 threads=3" in train
+    assert decode.startswith("decode --exp_dir exp/m") and "job=4242" in decode
+    # light stages run on the submitting machine
+    assert average.startswith("average --exp_dir exp/m") and "job=none" in average
+    assert export.startswith("export --exp_dir exp/m") and "job=none" in export
+    assert (recipe / "exp" / "logs" / "stage4_train.m.job.log").is_file()
+    submitted = sbatch_calls(recipe)
+    assert [c[2] for c in submitted] == ["--job-name=stage4_train.m.job", "--job-name=stage7_decode.m_test.job"]
+    assert all("--cpus-per-task=3" in c for c in submitted)

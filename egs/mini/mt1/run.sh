@@ -35,10 +35,14 @@ swap_seed_plain@deen_test=deen_lego_plain"
 # Data: local/data.sh unpacks ../corpus into data/{deen,roen}_{train,valid,test}.
 data_opts=""
 # One English BPE for every task that shares the De-En decoder (paper §III-A2);
-# source-side BPEs per language. name:kind:size:train_texts[:eval_texts]
+# source-side BPEs per language; the *256 ones serve the demo's smaller models (../demo.sh).
+# name:kind:size:train_texts[:eval_texts]
 vocabs="en:bpe:1000:data/deen_train/text.en,data/roen_train/text.en:data/deen_test/text.en,data/roen_test/text.en
 de:bpe:1000:data/deen_train/text.de:data/deen_test/text.de
-ro:bpe:1000:data/roen_train/text.ro:data/roen_test/text.ro"
+ro:bpe:1000:data/roen_train/text.ro:data/roen_test/text.ro
+en256:bpe:256:data/deen_train/text.en,data/roen_train/text.en:data/deen_test/text.en,data/roen_test/text.en
+de256:bpe:256:data/deen_train/text.de:data/deen_test/text.de
+ro256:bpe:256:data/roen_train/text.ro:data/roen_test/text.ro"
 # In order: exp_name:config[,config] (trained) or exp_name=module+module (composed, no training);
 # an entry may use the modules of the entries above it (egs/TEMPLATE/legonn.sh).
 # Exp dirs are named here, never derived from options.
