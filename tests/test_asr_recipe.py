@@ -128,7 +128,7 @@ def test_asr_recipe_end_to_end(recipe_tree: Path):
     args = [
         "bash", "run.sh", "--nj", "2",
         "--data_opts", "--train_utts 40 --eval_utts 8 --voices_train 4 --voices_valid 2 --voices_test 2 "
-                       "--engines espeak --espeak_backend lib --standalone_bpe_size 60 --nj 1",
+                       "--engines espeak --espeak_backend lib --standalone_bpe_size 60 --bpe en --nj 1",
         # the LegoNN system (encoder CTC over English BPE + decoder) and the phoneme recogniser cover
         # every stage; the encoder-only model's mechanics are the first of these.
         "--experiments", "lego:conf/tiny_lego.yaml phn:conf/tiny_phn.yaml",

@@ -48,12 +48,12 @@ def test_demo_tiny_mode_end_to_end(demo_tree: Path):
     assert proc.returncode == 0, f"demo.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
 
     # Both decoder plugs are composed folders whose parts come from different experiments.
-    for recipe, plug, encoder_exp in (("mt1", "tiny_roen_plug", "tiny_roen_enconly"),
+    for recipe, plug, encoder_exp in (("mt1", "tiny_roen_plug_bpe256", "tiny_roen_enconly_bpe256"),
                                       ("asr1", "tiny_asr_plug", "tiny_asr_enconly")):
         composed = json.loads((mini / recipe / "exp" / plug / "composed.json").read_text())
         sources = [part["source"] for part in composed["parts"]]
         assert sources[0].endswith(f"{encoder_exp}/modules/encoder"), sources
-        assert sources[1].endswith("tiny_deen_lego_wemb/modules/decoder"), sources
+        assert sources[1].endswith("tiny_deen_lego_wemb_bpe256/modules/decoder"), sources
     # The speech encoder travels with its CMVN statistics; the plug read them from its own folder.
     enc = mini / "asr1" / "exp" / "tiny_asr_enconly" / "modules" / "encoder"
     meta = json.loads((enc / "module.json").read_text())
@@ -79,7 +79,7 @@ def test_demo_tiny_mode_end_to_end(demo_tree: Path):
     # A second run reuses every trained module (the model inventory): nothing is retrained.
     again = run_demo(mini, "--mode", "tiny")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "stage 4 (train tiny_deen_lego_wemb): already done" in (mini / "mt1" / "exp" / "logs" / "demo_lane_a.tiny.log").read_text()
+    assert "stage 4 (train tiny_deen_lego_wemb_bpe256): already done" in (mini / "mt1" / "exp" / "logs" / "demo_lane_a.tiny.log").read_text()
     assert "stage 4 (train tiny_asr_enconly): already done" in again.stderr
     assert "legonn train" not in again.stderr
 

@@ -10,12 +10,11 @@
 # Trainings run in two lanes at once (one torch thread each). Finished stages leave .done
 # markers, so modules trained by an earlier run are reused and a second run only re-scores.
 #
-#   ./demo.sh                  # demo configs (mt1/conf/demo, asr1/conf/demo), ~30 min
+#   ./demo.sh                  # the demo's experiments of mt1 and asr1 (~30 min)
 #   ./demo.sh --mode tiny      # the same stages with smoke-test data and configs (minutes)
 #   ./demo.sh --mode full      # every experiment of both recipes' run.sh (many CPU hours)
 #
-# Experiments are named <mode>_<model> (e.g. exp/demo_deen_lego_wemb), so the modes never mix;
-# each recipe writes RESULTS.<mode>.md and this script the combined RESULTS.<mode>.md here.
+# Each recipe writes RESULTS.<mode>.md and this script the combined RESULTS.<mode>.md here.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -35,7 +34,7 @@ case $mode in
         mt_opts=(--data_opts "--train_pairs 300 --eval_pairs 20"
                  --vocabs "en:bpe:200:data/deen_train/text.en,data/roen_train/text.en:data/deen_test/text.en,data/roen_test/text.en de:bpe:200:data/deen_train/text.de ro:bpe:200:data/roen_train/text.ro"
                  --avg_num 2 --decode_opts "--beam 2 --max_len_a 1.2 --max_len_b 5")
-        asr_opts=(--data_opts "--train_utts 40 --eval_utts 8 --voices_train 4 --voices_valid 2 --voices_test 2"
+        asr_opts=(--data_opts "--train_utts 40 --eval_utts 8 --voices_train 4 --voices_valid 2 --voices_test 2 --bpe en --mt_config ../mt1/conf/tiny/deen_lego_wemb.yaml"
                   --avg_num 2 --decode_opts "--beam 2")
         ;;
     full)
@@ -51,15 +50,27 @@ case $mode in
         ;;
 esac
 
-p=${mode}_
-deen=${p}deen_lego_wemb
-roen=${p}roen_enconly
-asr=${p}asr_enconly
-mt_experiments="$deen:conf/$mode/deen_lego_wemb.yaml
-$roen:conf/$mode/roen_enconly.yaml
-${p}roen_plug=exp/$roen/modules/encoder+exp/$deen/modules/decoder"
-asr_experiments="$asr:conf/$mode/asr_enconly.yaml
-${p}asr_plug=exp/$asr/modules/encoder+../mt1/exp/$deen/modules/decoder"
+# The demo's models are experiments of the mini recipes (their run.sh lists them too, so a full
+# run reuses what the demo trained); tiny mode names its own, smoke-test sized, after them.
+deen=deen_lego_wemb_bpe256
+roen=roen_enconly_bpe256
+asr=asr_enconly
+deen_conf=conf/train_$deen.yaml
+roen_conf=conf/train_$roen.yaml
+asr_conf=conf/train_$asr.yaml
+if [[ $mode == tiny ]]; then
+    deen=tiny_$deen; roen=tiny_$roen; asr=tiny_$asr
+    deen_conf=conf/tiny/deen_lego_wemb.yaml
+    roen_conf=conf/tiny/roen_enconly.yaml
+    asr_conf=conf/tiny/asr_enconly.yaml
+fi
+roen_plug=${roen/enconly/plug}
+asr_plug=${asr/enconly/plug}
+mt_experiments="$deen:$deen_conf
+$roen:$roen_conf
+$roen_plug=exp/$roen/modules/encoder+exp/$deen/modules/decoder"
+asr_experiments="$asr:$asr_conf
+$asr_plug=exp/$asr/modules/encoder+../mt1/exp/$deen/modules/decoder"
 common=(--num_threads 1 --results_file "RESULTS.$mode.md" --relative "")
 
 # Data and vocabularies first (the ASR recipe shares mt1's English BPE).
@@ -71,26 +82,34 @@ mkdir -p mt1/exp/logs
 lane_a_log=mt1/exp/logs/demo_lane_a.$mode.log
 log "lane A: De-En LegoNN ($deen) in the background, log $lane_a_log"
 (cd mt1 && ./run.sh "${mt_opts[@]}" "${common[@]}" --stage 4 --stop_stage 6 \
-    --experiments "$deen:conf/$mode/deen_lego_wemb.yaml") > "$lane_a_log" 2>&1 &
+    --experiments "$deen:$deen_conf") > "$lane_a_log" 2>&1 &
 lane_a=$!
+# If the demo stops early (a failure, Ctrl-C), lane A's training stops with it.
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1" || true); do kill_tree "$child"; done
+    kill "$1" 2>/dev/null || true
+}
+trap 'kill_tree "$lane_a"' EXIT
 [[ $lanes -gt 1 ]] || wait "$lane_a"
 log "lane B: Ro-En encoder-only ($roen), then the ASR data and encoder-only model ($asr)"
 (cd mt1 && ./run.sh "${mt_opts[@]}" "${common[@]}" --stage 4 --stop_stage 6 \
-    --experiments "$roen:conf/$mode/roen_enconly.yaml")
-(cd asr1 && ./run.sh "${asr_opts[@]}" "${common[@]}" --stop_stage 6 --experiments "$asr:conf/$mode/asr_enconly.yaml")
+    --experiments "$roen:$roen_conf")
+(cd asr1 && ./run.sh "${asr_opts[@]}" "${common[@]}" --stop_stage 6 --experiments "$asr:$asr_conf")
 if ! wait "$lane_a"; then
     log "lane A failed; the end of $lane_a_log:"
     tail -n 5 "$lane_a_log" >&2
     exit 1
 fi
+trap - EXIT
 
 log "plugging the De-En decoder onto the Ro-En and ASR encoders (no fine-tuning), decoding, scoring"
 (cd mt1 && ./run.sh "${mt_opts[@]}" "${common[@]}" --num_threads "$lanes" --stage 6 \
     --experiments "$mt_experiments" \
-    --decodes "$deen@deen_test $roen@roen_test ${p}roen_plug@roen_test" \
+    --decodes "$deen@deen_test $roen@roen_test $roen_plug@roen_test" \
     --results_title "Mini MT, $mode mode")
 (cd asr1 && ./run.sh "${asr_opts[@]}" "${common[@]}" --num_threads "$lanes" --stage 6 \
     --experiments "$asr_experiments" \
-    --decodes "$asr@test ${p}asr_plug@test" \
+    --decodes "$asr@test $asr_plug@test" \
     --results_title "Mini ASR, $mode mode")
 python local/demo_table.py --mode "$mode" --out "RESULTS.$mode.md"

@@ -13,15 +13,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Data: local/data.sh synthesises data/{train,valid,test} (+ data/test_phn: test with phoneme
-# references) and copies the MT recipe's English BPE to data/lang/en.model (it fails, saying so,
-# when ../mt1/data/lang/en.model is missing). See local/data.sh for its options.
+# references) and copies the MT recipe's 256-piece English BPE to data/lang/en256.model (it fails,
+# saying so, when ../mt1/data/lang/en256.model is missing). See local/data.sh for its options.
 data_opts=""
 feats_sets="train valid test test_phn"
 # Only the phoneme inventory is built here: the English BPE is the MT decoder's (not retrained).
 # name:kind:size:train_texts[:eval_texts]
 vocabs="phn:tokens:0:data/train/text.phn:data/test/text.phn"
-# The De-En MT decoder that is plugged onto the ASR encoder (paper Table IV): ../mt1's module.
-mt_decoder=../mt1/exp/deen_lego_wemb/modules/decoder
+# The De-En MT decoder that is plugged onto the ASR encoder (paper Table IV): ../mt1's module on
+# the 256-piece BPEs (data/lang/en256.model is a copy of its English BPE).
+mt_decoder=../mt1/exp/deen_lego_wemb_bpe256/modules/decoder
 # In order: exp_name:config[,config] (trained) or exp_name=module+module (composed);
 # exp dirs are named here, never derived from options.
 experiments="asr_baseline:conf/train_asr_baseline.yaml

@@ -11,28 +11,31 @@ import sys
 import tempfile
 from pathlib import Path
 
-# (task, recipe, experiment without the mode prefix, test set, output, description)
+# (task, recipe, experiment, test set, output, description); tiny mode's experiments are
+# the demo's with a "tiny_" prefix.
+DEMO = [
+    ("De-En MT", "mt1", "deen_lego_wemb_bpe256", "deen_test", "text", "LegoNN De-En (WEmb decoder)"),
+    ("De-En MT", "mt1", "deen_lego_wemb_bpe256", "deen_test", "ctc_encoder", "its encoder's CTC output alone"),
+    ("Ro-En MT", "mt1", "roen_enconly_bpe256", "roen_test", "text", "Ro-En encoder-only (CTC)"),
+    ("Ro-En MT", "mt1", "roen_plug_bpe256", "roen_test", "text", "Ro-En encoder + De-En decoder, no fine-tuning"),
+    ("English ASR", "asr1", "asr_enconly", "test", "text", "ASR encoder-only (CTC)"),
+    ("English ASR", "asr1", "asr_plug", "test", "text", "ASR encoder + De-En decoder, no fine-tuning"),
+]
 ROWS = {
-    "demo": [
-        ("De-En MT", "mt1", "deen_lego_wemb", "deen_test", "text", "LegoNN De-En (WEmb decoder)"),
-        ("De-En MT", "mt1", "deen_lego_wemb", "deen_test", "ctc_encoder", "its encoder's CTC output alone"),
-        ("Ro-En MT", "mt1", "roen_enconly", "roen_test", "text", "Ro-En encoder-only (CTC)"),
-        ("Ro-En MT", "mt1", "roen_plug", "roen_test", "text", "Ro-En encoder + De-En decoder, no fine-tuning"),
-        ("English ASR", "asr1", "asr_enconly", "test", "text", "ASR encoder-only (CTC)"),
-        ("English ASR", "asr1", "asr_plug", "test", "text", "ASR encoder + De-En decoder, no fine-tuning"),
-    ],
+    "demo": DEMO,
     "full": [
-        ("De-En MT", "mt1", "deen_baseline", "deen_test", "text", "baseline encoder-decoder"),
-        ("De-En MT", "mt1", "deen_lego_wemb", "deen_test", "text", "LegoNN (WEmb decoder)"),
-        ("De-En MT", "mt1", "deen_lego_beamconv", "deen_test", "text", "LegoNN (BeamConv decoder)"),
-        ("Ro-En MT", "mt1", "roen_baseline", "roen_test", "text", "baseline encoder-decoder"),
-        ("Ro-En MT", "mt1", "roen_enconly", "roen_test", "text", "Ro-En encoder-only (CTC)"),
+        ("De-En MT", "mt1", "deen_baseline", "deen_test", "text", "baseline encoder-decoder (BPE 1000)"),
+        ("De-En MT", "mt1", "deen_lego_wemb", "deen_test", "text", "LegoNN, WEmb decoder (BPE 1000)"),
+        ("De-En MT", "mt1", "deen_lego_beamconv", "deen_test", "text", "LegoNN, BeamConv decoder (BPE 1000)"),
+        ("Ro-En MT", "mt1", "roen_baseline", "roen_test", "text", "baseline encoder-decoder (BPE 1000)"),
+        ("Ro-En MT", "mt1", "roen_enconly", "roen_test", "text", "Ro-En encoder-only (CTC, BPE 1000)"),
         ("Ro-En MT", "mt1", "roen_plug", "roen_test", "text", "Ro-En encoder + De-En decoder, no fine-tuning"),
         ("Ro-En MT", "mt1", "roen_plug_ft", "roen_test", "text", "the same, fine-tuned"),
-        ("English ASR", "asr1", "asr_baseline", "test", "text", "baseline encoder-decoder"),
-        ("English ASR", "asr1", "asr_lego_wemb", "test", "text", "LegoNN (WEmb decoder)"),
-        ("English ASR", "asr1", "asr_enconly", "test", "text", "ASR encoder-only (CTC)"),
-        ("English ASR", "asr1", "asr_plug", "test", "text", "ASR encoder + De-En decoder, no fine-tuning"),
+        *DEMO[:4],
+        ("English ASR", "asr1", "asr_baseline", "test", "text", "baseline encoder-decoder (BPE 256)"),
+        ("English ASR", "asr1", "asr_lego_wemb", "test", "text", "LegoNN, WEmb decoder (BPE 256)"),
+        *DEMO[4:],
+        ("English ASR", "asr1", "asr_plug_ft", "test", "text", "the same, fine-tuned"),
     ],
 }
 ROWS["tiny"] = ROWS["demo"]
@@ -48,7 +51,7 @@ def main() -> int:
     p.add_argument("--mode", choices=sorted(ROWS), required=True)
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    prefix = "" if args.mode == "full" else f"{args.mode}_"
+    prefix = "tiny_" if args.mode == "tiny" else ""
     lines = [
         f"# LegoNN on the mini corpus ({args.mode} mode)",
         "",

@@ -10,8 +10,8 @@
 # training voices when installed). Voice families are disjoint between train, valid and test.
 #
 # English BPE: SHARED with the MT decoder, so the ASR encoder's CTC marginals can feed it. This
-# copies ../mt1/data/lang/en.{model,tokens.txt,report.json} to data/lang/ (run the MT recipe's
-# stages 1-3 first: cd ../mt1 && ./run.sh --stop_stage 3). --standalone_bpe_size N instead
+# copies ../mt1/data/lang/en256.{model,tokens.txt,report.json} (--bpe) to data/lang/ (run the MT
+# recipe's stages 1-3 first: cd ../mt1 && ./run.sh --stop_stage 3). --standalone_bpe_size N instead
 # trains an N-piece English BPE here when mt1's is missing (the recipe test does; such models
 # cannot be plugged onto the MT decoder).
 #
@@ -21,8 +21,11 @@
 #   --engines auto|espeak|espeak,flite,...   synthesis engines (auto: espeak + installed extras)
 #   --espeak_backend auto|lib|cli   espeak-ng via the PyPI wheel (lib) or the espeak-ng program
 #   --nj N          synthesis processes (default 2)     --seed N   selection/voice seed (1)
-#   --mt_lang DIR   where the shared en.model (and de.model, for the OLC measurement) are (../mt1/data/lang)
-#   --standalone_bpe_size N   >0: an own N-piece English BPE when DIR/en.model is missing (0)
+#   --mt_lang DIR   where the shared English BPE (and the German one, for the OLC measurement) are (../mt1/data/lang)
+#   --bpe NAME      the shared English BPE: DIR/NAME.model -> data/lang/NAME.model (en256)
+#   --mt_config F   the MT LegoNN config whose encoder OLC the length measurement follows
+#                   (../mt1/conf/train_deen_lego_wemb_bpe256.yaml)
+#   --standalone_bpe_size N   >0: an own N-piece English BPE when DIR/NAME.model is missing (0)
 set -euo pipefail
 train_utts=6000
 eval_utts=300
@@ -37,6 +40,8 @@ nj=2
 seed=1
 mt_lang=../mt1/data/lang
 standalone_bpe_size=0
+bpe=en256
+mt_config=../mt1/conf/train_deen_lego_wemb_bpe256.yaml
 . ../../../utils/parse_options.sh
 
 corpus=../corpus
@@ -47,17 +52,17 @@ done
 
 # The shared English BPE: check it before spending time on synthesis.
 mkdir -p data/lang data/local
-if [[ -f $mt_lang/en.model ]]; then
+if [[ -f $mt_lang/$bpe.model ]]; then
     for ext in model tokens.txt report.json; do
-        if [[ -f $mt_lang/en.$ext ]]; then cp "$mt_lang/en.$ext" "data/lang/en.$ext"; fi
+        if [[ -f $mt_lang/$bpe.$ext ]]; then cp "$mt_lang/$bpe.$ext" "data/lang/$bpe.$ext"; fi
     done
-    echo "$(cd "$mt_lang" && pwd)/en.model $(sha256sum < "$mt_lang/en.model" | cut -d' ' -f1)" > data/lang/en.source
-    log "English BPE shared with the MT decoder: $mt_lang/en.model -> data/lang/en.model"
+    echo "$(cd "$mt_lang" && pwd)/$bpe.model $(sha256sum < "$mt_lang/$bpe.model" | cut -d' ' -f1)" > "data/lang/$bpe.source"
+    log "English BPE shared with the MT decoder: $mt_lang/$bpe.model -> data/lang/$bpe.model"
 elif [[ $standalone_bpe_size -gt 0 ]]; then
-    log "WARNING: $mt_lang/en.model is missing; training a standalone $standalone_bpe_size-piece English BPE"
+    log "WARNING: $mt_lang/$bpe.model is missing; training a standalone $standalone_bpe_size-piece English BPE"
     log "         (models trained on it cannot be plugged onto the MT decoder)"
 else
-    log "$mt_lang/en.model is missing. The ASR recipe shares the MT decoder's English BPE:"
+    log "$mt_lang/$bpe.model is missing. The ASR recipe shares the MT decoder's English BPE:"
     log "  run the MT recipe's stages 1-3 first:  (cd ../mt1 && ./run.sh --stop_stage 3)"
     log "  or pass --data_opts '--standalone_bpe_size 500' for a standalone (non-pluggable) BPE."
     exit 1
@@ -198,12 +203,13 @@ for set in train valid test test_phn; do
 done
 
 # 5. Standalone English BPE (only when mt1's is missing and it was asked for).
-if [[ ! -f $mt_lang/en.model ]]; then
+if [[ ! -f $mt_lang/$bpe.model ]]; then
     legonn vocab --kind bpe --size "$standalone_bpe_size" --texts data/train/text.en --eval_texts data/test/text.en \
-        --out data/lang/en
-    echo "standalone $(sha256sum < data/lang/en.model | cut -d' ' -f1)" > data/lang/en.source
+        --out "data/lang/$bpe"
+    echo "standalone $(sha256sum < "data/lang/$bpe.model" | cut -d' ' -f1)" > "data/lang/$bpe.source"
 fi
 
-# 6. How long the encoder-only model's output must be to look like the MT encoder's (OLC factor).
-python local/olc_ratio.py --data_dir data/train --en_model data/lang/en.model \
-    --de_model "$mt_lang/de.model" --mt_config ../mt1/conf/train_deen_lego_wemb.yaml --out data/local/olc_ratio.json
+# 6. How long the encoder-only model's output must be to look like the MT encoder's (OLC factor):
+# the German BPE of the same size as the shared English one (en256 -> de256, en -> de).
+python local/olc_ratio.py --data_dir data/train --en_model "data/lang/$bpe.model" \
+    --de_model "$mt_lang/de${bpe#en}.model" --mt_config "$mt_config" --out data/local/olc_ratio.json
