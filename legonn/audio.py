@@ -387,6 +387,33 @@ def run_pipe(command: str, utt: str, tail: int = 5) -> bytes:
     return proc.stdout
 
 
+def sphere_header(path: str | os.PathLike) -> dict[str, str]:
+    """The fields of a NIST SPHERE header ({'sample_rate': '8000', 'sample_coding': 'ulaw', ...}),
+    read without the samples: recipes use it to list channels, durations and codings (LDC's
+    shorten-compressed files, 'pcm,embedded-shorten-v2.00', need sph2pipe)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+            if not head.startswith(b"NIST_1A"):
+                raise LegonnError(f"{path}: not a NIST SPHERE file (no NIST_1A header)")
+            size = int(head.split(b"\n", 2)[1].strip())
+            if size > len(head):
+                head += f.read(size - len(head))
+    except (OSError, ValueError, IndexError) as exc:
+        raise LegonnError(f"{path}: cannot read its SPHERE header ({exc})") from None
+    fields = {}
+    for line in head[:size].decode("latin-1").splitlines()[2:]:
+        parts = line.split(None, 2)
+        if parts and parts[0] == "end_head":
+            break
+        if len(parts) == 3:
+            fields[parts[0]] = parts[2].strip()
+    for key in ("sample_count", "sample_rate"):
+        if not fields.get(key, "").isdigit():
+            raise LegonnError(f"{path}: SPHERE header has no valid {key}")
+    return fields
+
+
 def _sph2pipe_args(command: str) -> Optional[dict]:
     """The file/channel/range of a lone ``sph2pipe`` command, or None if it is something else."""
     try:

@@ -76,6 +76,19 @@ def test_sphere_pcm_two_channels(stereo_sph):
     assert len(A.read_audio(str(path))) == 1600  # resampled to 16 kHz
 
 
+def test_sphere_header_fields_and_errors(stereo_sph, tmp_path):
+    path, _ = stereo_sph
+    fields = A.sphere_header(path)
+    assert (fields["sample_rate"], fields["channel_count"], fields["sample_count"]) == ("8000", "2", "800")
+    assert fields["sample_coding"] == "pcm"
+    not_sph = tmp_path / "x.sph"
+    not_sph.write_bytes(b"RIFF....WAVEfmt ")
+    with pytest.raises(LegonnError, match=r"x.sph: not a NIST SPHERE file"):
+        A.sphere_header(not_sph)
+    with pytest.raises(LegonnError, match=r"missing.sph: cannot read its SPHERE header"):
+        A.sphere_header(tmp_path / "missing.sph")
+
+
 def test_sph2pipe_entry_selects_channel(stereo_sph, monkeypatch):
     path, data = stereo_sph
     real_which = shutil.which  # pretend sph2pipe is not installed: read the file in-process

@@ -26,6 +26,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Optional
 
+from legonn.audio import sphere_header
+from legonn.errors import LegonnError
+
 PROG = "local/prepare_swbd.py"
 CHANNEL = {"A": 1, "B": 2}
 # Tags for non-speech events: mapped to nothing (the models learn no noise symbols).
@@ -115,27 +118,13 @@ def normalise_stm(words: Iterable[str]) -> list[str]:
 
 
 def read_sph_header(path: Path) -> dict[str, str]:
-    """The fields of a NIST SPHERE header ({'sample_rate': '8000', 'sample_coding': 'ulaw', ...})."""
+    """The SPHERE header fields (legonn.audio.sphere_header); a bad file ends the preparation."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(1024)
-            if not head.startswith(b"NIST_1A"):
-                fail(f"{path}: not a NIST SPHERE file (no NIST_1A header)")
-            size = int(head.split(b"\n", 2)[1].strip())
-            if size > len(head):
-                head += f.read(size - len(head))
-    except (OSError, ValueError, IndexError) as exc:
-        fail(f"{path}: cannot read its SPHERE header ({exc})")
-    fields = {}
-    for line in head[:size].decode("latin-1").splitlines()[2:]:
-        parts = line.split(None, 2)
-        if parts and parts[0] == "end_head":
-            break
-        if len(parts) == 3:
-            fields[parts[0]] = parts[2].strip()
-    for key in ("sample_count", "sample_rate", "channel_count"):
-        if not fields.get(key, "").isdigit():
-            fail(f"{path}: SPHERE header has no valid {key}")
+        fields = sphere_header(path)
+    except LegonnError as exc:
+        fail(str(exc))
+    if not fields.get("channel_count", "").isdigit():
+        fail(f"{path}: SPHERE header has no valid channel_count")
     return fields
 
 
