@@ -514,6 +514,23 @@ def write_text_atomic(path: str | os.PathLike, lines: Iterable[str]) -> None:
             tmp.unlink()
 
 
+def write_data_dir(out: str | os.PathLike, tables: dict[str, list[str]]) -> None:
+    """Write a complete new data dir (table name -> lines) into a temporary sibling, then swap it
+    in for ``out``: a failure halfway leaves no mix of old and new tables."""
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for name, lines in tables.items():
+            (tmp / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+
+
 def _write_dir(dst: Path, out: dict[str, list[str]], remove_stale: bool = True) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for name, lines in out.items():

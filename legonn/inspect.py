@@ -10,9 +10,7 @@ on each position's best non-blank symbol.
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -22,7 +20,7 @@ import torch
 
 from legonn.ctc import BLANK, greedy_decode
 from legonn.data import ChainDataset, FeatureStream, TokenStream
-from legonn.fileio import public_mode, read_table, write_atomic
+from legonn.fileio import read_table, save_figure, write_atomic
 from legonn.errors import LegonnError
 from legonn.vocab import Vocabulary
 
@@ -192,16 +190,7 @@ def plot_marginals(view: ModuleView, utt: str, path: Path, top: int = 10) -> Pat
         ax.set_title(f"{utt} — {view.name}: marginals over {t} positions\nCTC greedy: {text}", fontsize=10, loc="left")
         bar = fig.colorbar(image, ax=ax, pad=0.01, fraction=0.03 if width > 12 else 0.05)
         bar.set_label("probability")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format="png")
-            public_mode(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_figure(fig, path)
     finally:
         plt.close(fig)
     return path

@@ -350,3 +350,22 @@ def test_split_scp_script_with_job_pattern(tmp_path):
     assert proc.returncode == 0, proc.stderr
     parts = [lines(tmp_path / f"split/feats.{j}.scp") for j in (1, 2)]
     assert parts[0] + parts[1] == lines(scp) and all(parts)
+
+
+def test_write_data_dir_replaces_the_whole_dir_or_nothing(tmp_path):
+    from legonn.datadir import write_data_dir
+
+    out = tmp_path / "train"
+    write_data_dir(out, {"text": ["u1 a b"], "utt2spk": ["u1 s1"], "feats.scp": ["u1 x.ark:1"]})
+    write_data_dir(out, {"text": ["u2 c"], "utt2spk": ["u2 s2"]})
+    assert sorted(p.name for p in out.iterdir()) == ["text", "utt2spk"]  # no stale feats.scp
+    assert (out / "text").read_text() == "u2 c\n"
+
+    class Broken(list):
+        def __iter__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_data_dir(out, {"text": ["u3 d"], "utt2spk": Broken()})
+    assert (out / "text").read_text() == "u2 c\n"  # the old dir is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train"]  # no temporary left behind

@@ -2,11 +2,11 @@
 """Plot the validation curves of a recipe's experiments (from each exp/<name>/train.log) into one
 PNG: the final module's loss and accuracy against training steps."""
 import argparse
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
+
+from legonn.fileio import save_figure
 
 LINE = re.compile(r"validation at step (\d+): (.*)$")
 
@@ -56,13 +56,7 @@ def main() -> int:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
-    fig.savefig(tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    out = save_figure(fig, args.out)
     print(f"plot_curves: {out}")
     return 0
 

@@ -12,11 +12,11 @@ the percentages as bars.
 """
 import argparse
 import json
-import os
 import sys
-import tempfile
 from datetime import date
 from pathlib import Path
+
+from legonn.fileio import save_figure
 
 
 def read_score(name: str, test_set: str) -> dict:
@@ -83,12 +83,7 @@ def plot_relative(rows: list[dict], out: Path) -> None:
     ax.set_ylabel("% of the unswapped model")
     ax.set_title("Modularity: swapped / plugged models")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
-    fig.savefig(tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    save_figure(fig, out)
 
 
 def row(name: str, test_set: str, output: str, score: dict) -> str:

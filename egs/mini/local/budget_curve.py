@@ -7,12 +7,12 @@ against wall-clock minutes since its first log line (from exp/<name>/train.log),
 Used to choose the demo's step budgets (README.md); the minutes are this machine's.
 """
 import argparse
-import os
 import re
 import sys
-import tempfile
 from datetime import datetime
 from pathlib import Path
+
+from legonn.fileio import save_figure
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ ")
 VALID = re.compile(r"validation at step (\d+): acc=(-?[\d.]+)")
@@ -62,12 +62,7 @@ def main() -> int:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    out = Path(args.out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent if str(out.parent) else ".")
-    os.close(fd)
-    fig.savefig(tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    save_figure(fig, args.out)
     for spec in args.curves:
         label, _, path = spec.partition("=")
         last = read(Path(path))[-1]

@@ -6,10 +6,10 @@ with links to each recipe's own results and plots, to --out (atomically).
 """
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from legonn.fileio import write_atomic
 
 # (task, recipe, experiment, test set, output, description); tiny mode's experiments are
 # the demo's with a "tiny_" prefix.
@@ -86,13 +86,8 @@ def main() -> int:
     if notes.is_file():
         lines += ["", notes.read_text(encoding="utf-8").rstrip()]
     print("\n".join(lines[:table_end]))
-    out = Path(args.out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent if str(out.parent) else ".")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
-    print(f"\nwritten: {out}" + (f" ({missing} rows not run yet)" if missing else ""), file=sys.stderr)
+    write_atomic(args.out, "\n".join(lines) + "\n")
+    print(f"\nwritten: {args.out}" + (f" ({missing} rows not run yet)" if missing else ""), file=sys.stderr)
     return 0
 
 

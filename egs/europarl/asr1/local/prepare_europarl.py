@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "utils"))
 from text_norm import make_normaliser  # noqa: E402
 
-from legonn.datadir import sort_key  # noqa: E402
+from legonn.datadir import sort_key, write_data_dir  # noqa: E402
 
 SPLITS = ("train", "dev", "test")
 AUDIO_EXTS = (".m4a", ".wav")
@@ -90,23 +90,9 @@ def wav_entry(path: Path) -> str:
     return FFMPEG.format(path=shlex.quote(str(path))) if path.suffix == ".m4a" else str(path)
 
 
-def write_table(path: Path, rows: list[tuple[str, str]]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(f"{k} {v}\n" for k, v in sorted(rows, key=lambda r: sort_key(r[0])))
-
-
 def write_dir(out: Path, name: str, tables: dict[str, list[tuple[str, str]]]) -> None:
-    tmp, final = out / f".{name}.tmp", out / name
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        for table, rows in tables.items():
-            write_table(tmp / table, rows)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    write_data_dir(out / name, {table: [f"{k} {v}" for k, v in sorted(rows, key=lambda r: sort_key(r[0]))]
+                                for table, rows in tables.items()})
 
 
 def prepare_split(name: str, rows, audio: dict[str, Path], normalise, out: Path) -> None:

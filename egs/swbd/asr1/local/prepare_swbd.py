@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from legonn.audio import sphere_header
+from legonn.datadir import write_data_dir as write_tables
 from legonn.errors import LegonnError
 
 PROG = "local/prepare_swbd.py"
@@ -182,13 +183,7 @@ def write_data_dir(out: Path, utts: list[tuple[str, str, int, int, str]], wav: d
         "spk2utt": [f"{r} {' '.join(by_recording[r])}" for r in recordings],
         "reco2file_and_channel": [f"{r} {r.rsplit('-', 1)[0]} {r.rsplit('-', 1)[1]}" for r in recordings],
     }
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, lines in tables.items():
-        (tmp / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    write_tables(out, tables)
 
 
 def clip_segments(rows, durations: dict[str, float], dropped: Counter):

@@ -15,7 +15,6 @@ Audio: ``SPH2PIPE -f wav -p FILE |`` when sph2pipe is installed, the plain file 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from legonn.audio import sphere_header
+from legonn.datadir import write_data_dir as write_tables
 from legonn.errors import LegonnError
 
 PROG = "local/prepare_tedlium.py"
@@ -143,13 +143,7 @@ def write_data_dir(out: Path, rows: list[tuple[str, str, int, int, str]], wav: d
         "utt2spk": [f"{u} {t}" for u, t, _, _, _ in rows],
         "spk2utt": [f"{t} {' '.join(by_talk[t])}" for t in talks],
     }
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, lines in tables.items():
-        (tmp / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    write_tables(out, tables)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
