@@ -156,8 +156,14 @@ def test_asr_recipe_end_to_end(recipe_tree: Path):
     train_text = {line.split(" ", 1)[1] for line in (data / "train" / "text").read_text().splitlines()}
     assert all(t.startswith("Nobody knows why") for t in test_text) and not (test_text & train_text)
     assert (data / "train" / "text.de").is_file() and (data / "local" / "olc_ratio.json").is_file()
+    # low-resource subsets (Appendix F): 10 % / 30 % of the training utterances, every voice kept
+    train_utts = [line.split()[0] for line in (data / "train" / "text").read_text().splitlines()]
+    for pct, n in ((10, 4), (30, 12)):
+        subset = [line.split()[0] for line in (data / f"train_{pct}pct" / "text").read_text().splitlines()]
+        assert len(subset) == n and set(subset) <= set(train_utts)
+        assert {u.split("-")[0] for u in subset} == {u.split("-")[0] for u in train_utts}
     # stage 2: features; stage 3: vocabularies
-    for s in ("train", "valid", "test", "test_phn"):
+    for s in ("train", "valid", "test", "test_phn", "train_10pct", "train_30pct"):
         assert (data / s / "feats.scp").is_file() and (data / s / "cmvn.ark").is_file()
     assert (data / "lang" / "en.model").is_file() and (data / "lang" / "phn.tokens.txt").is_file()
     assert "AH" in (data / "lang" / "phn.tokens.txt").read_text().split()
@@ -184,7 +190,9 @@ def test_recipe_configs_build_and_run(conf):
     from legonn.experiment import build_model
 
     config = resolve(RECIPE / "conf" / conf)
-    assert config["data"]["input"] == {"file": "feats.scp", "cmvn": "data/train/cmvn.ark"}
+    # Each model normalises with the statistics of its own training set (the pronunciation
+    # model trains on the second domain's speech).
+    assert config["data"]["input"] == {"file": "feats.scp", "cmvn": f"{config['data']['train']}/cmvn.ark"}
     assert config["data"]["specaug"], "speech configs train with SpecAugment"
     model = build_model(config, {"dim:input": 80, "vocab:en": 1000, "vocab:phn": 40})
     model.eval()

@@ -404,6 +404,72 @@ def test_tsv_roundtrip(tmp_path):
     assert h.read_tsv(p, header=True) == [list(r) for r in rows]
 
 
+# ----------------------------------------------------------------------------- second English domain
+
+WORDNET_DATA = """  1 This software and database is being provided to you, the LICENSEE, "AS IS"
+00022316 29 v 05 sedate 0 calm 0 009 @ 00019448 v 0000 01 + 09 00 | cause to be calm; "The patient must be sedated before the operation"  
+00001740 00 a 01 able 0 005 = 05200169 n 0000 | having the means; "able to swim"; "she was able to program her computer"; "We were at last able to buy a car"  
+00023646 29 v 04 faint 0 conk 0 003 @ 00023868 v 0000 01 + 02 00 | pass out from weakness  
+00100001 29 v 01 count 0 000 | say numbers; "He counted to 10 slowly"; "I had the feeling that he was waiting--serenely"; "The Caf\u00e9 opened at noon"
+"""
+
+
+def test_wordnet_examples_are_the_quoted_parts_of_glosses():
+    assert h.wordnet_examples(WORDNET_DATA) == [
+        "The patient must be sedated before the operation", "able to swim", "she was able to program her computer",
+        "We were at last able to buy a car", "He counted to 10 slowly", "I had the feeling that he was waiting--serenely",
+        "The Caf\u00e9 opened at noon"]
+
+
+@pytest.mark.parametrize("example, rule", [
+    ("The patient must be sedated before the operation", None), ("We don't intermingle much", None),
+    ("She never sat a horse!", None), ("Go", "length"), ("one two three four five six seven eight nine ten eleven "
+                                                        "twelve thirteen fourteen fifteen sixteen seventeen", "length"),
+    ("He counted to 10 slowly", "characters"), ("The Caf\u00e9 opened at noon", "characters"),
+    ("she was able to program her computer", "fragment"), ("I was waiting--serenely patient", "punctuation"),
+    ("He left (for good without a word", "punctuation"),
+])
+def test_domain2_rules(example, rule):
+    assert h.domain2_reject(example) == rule
+
+
+def test_as_sentence():
+    assert h.as_sentence("We don't intermingle much") == "We don't intermingle much."
+    assert h.as_sentence("Have you stuffed the turkey yet?") == "Have you stuffed the turkey yet?"
+    assert h.as_sentence("He said, 'go away.'") == "He said, 'go away.'"
+    assert h.as_sentence("The list goes on;") == "The list goes on."
+
+
+def test_select_domain2_dedups_excludes_and_caps_deterministically():
+    examples = [f"The river number {w} is green today" for w in "one two three four five six seven eight".split()]
+    examples += ["The river number ONE is green today!", "able to swim in the sea", "The MT corpus has this sentence"]
+    exclude = {h.norm_key("The MT corpus has this sentence.")}
+    kept, stats = h.select_domain2(examples, exclude, n=5, seed=3)
+    assert len(kept) == 5 and all(s.endswith("today.") for s in kept)
+    assert stats == {"examples": 11, "duplicate": 1, "fragment": 1, "in_corpus": 1, "usable": 8, "kept": 5}
+    distinct = examples[:8]  # the same sentences in another file order: the same sample
+    assert h.select_domain2(distinct[::-1], exclude, n=5, seed=3)[0] == h.select_domain2(distinct, exclude, n=5, seed=3)[0]
+    assert h.select_domain2(examples, exclude, n=5, seed=4)[0] != kept
+
+
+def test_documents_keep_the_second_domain_section(tmp_path):
+    doc = tmp_path / "STATS.md"
+    h.write_doc(doc, "# Corpus statistics\n\nsplit tables\n")
+    h.put_doc_block(doc, "## Second English domain\n\n8000 sentences\n")
+    h.put_doc_block(doc, "## Second English domain\n\n7000 sentences\n")  # replaced, not appended
+    h.write_doc(doc, "# Corpus statistics\n\nnew split tables\n")  # the split stage again
+    text = doc.read_text()
+    assert text.startswith("# Corpus statistics\n\nnew split tables\n")
+    assert text.count(h.DOC_BLOCK[0]) == 1 and "7000 sentences" in text and "8000" not in text
+
+
+def test_license_text_of_the_files_star_stanza():
+    text = ("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+            "Files: *\nCopyright: 2006 Princeton\nLicense: WordNet3.0\n Permission to use.\n .\n Copyright 2006.\n\n"
+            "Files: debian/*\nLicense: GPL-2+\n GPL text\n")
+    assert h.license_text(text) == "Permission to use.\n\nCopyright 2006."
+
+
 # ----------------------------------------------------------------------------- committed corpus
 
 
@@ -442,3 +508,16 @@ def test_committed_corpus_constraints():
     ro_text = "".join(r[1] for k, v in rows.items() if k[0] == "roen" for r in v)
     assert not any(c in ro_text for c in "\u015f\u0163\u015e\u0162")
     assert (CORPUS / "SOURCES.md").exists() and (CORPUS / "STATS.md").exists()
+
+
+@pytest.mark.skipif(not (CORPUS / h.DOMAIN2_FILE).exists(), reason="second domain not built")
+def test_committed_second_domain():
+    """(4) en_domain2.txt: 6000-8000 readable 4-16 word sentences, none in a split or en_heldout.txt."""
+    sentences = (CORPUS / h.DOMAIN2_FILE).read_text(encoding="utf-8").splitlines()
+    assert 6000 <= len(sentences) <= 8000
+    assert all(h.domain2_reject(s) is None and s == h.as_sentence(s) for s in sentences)
+    keys = [h.norm_key(s) for s in sentences]
+    assert len(set(keys)) == len(keys)
+    assert not (set(keys) & h.corpus_english_keys(CORPUS))
+    for doc in ("README.md", "SOURCES.md", "STATS.md"):
+        assert h.doc_block((CORPUS / doc).read_text(encoding="utf-8")), f"{doc} lacks the second-domain section"

@@ -117,6 +117,23 @@ def test_voice_splits_are_disjoint_in_family_and_deterministic():
         assert synth.Voice.parse(v.line()) == v
 
 
+def test_second_domain_voices_are_a_disjoint_pool():
+    """The pronunciation model's speakers (--pool pron) share no voice family with the ASR sets,
+    and their own train/valid split is family-disjoint too."""
+    engines = {"espeak": synth.open_espeak("lib")}
+    asr, _ = synth.voice_pool(engines, seed=1)
+    pron, extra = synth.voice_pool(engines, seed=1, pool="pron")
+    assert not extra and len(pron) >= 15 and {g for _, g, _ in pron} == {"m", "f"}
+    assert not ({f for f, _, _ in asr} & {f for f, _, _ in pron})
+    assert not ({v.spk for _, _, vs in asr for v in vs} & {v.spk for _, _, vs in pron for v in vs})
+    counts = [("pron_train", 24), ("pron_valid", 4)]
+    splits = synth.split_voices(pron, extra, counts, seed=1)
+    assert {k: len(v) for k, v in splits.items()} == dict(counts)
+    assert not ({v.family for v in splits["pron_train"]} & {v.family for v in splits["pron_valid"]})
+    with pytest.raises(synth.SynthError, match="unknown voice pool"):
+        synth.voice_pool(engines, pool="other")
+
+
 def test_synthesis_is_deterministic_for_any_nj(tmp_path):
     voices = [synth.Voice(f"spk{i}", "espeak", n, 160, 50, f"espeak:{n}") for i, n in enumerate(["en-us+m1", "en+f1"])]
     sents = [(f"s{i}", s) for i, s in enumerate(["One two three four.", "Five six seven eight.", "Nine ten eleven."])]

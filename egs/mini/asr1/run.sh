@@ -2,8 +2,10 @@
 # Mini English ASR with LegoNN modules, on speech synthesised from the offline corpus in ../corpus.
 # Mirrors the paper's ASR setups at CPU scale: the baseline enc-dec, a LegoNN ASR system whose
 # encoder emits CTC marginals over the English BPE the De-En MT decoder reads (so that decoder can
-# be plugged on, paper §V / Appendix A-B), the encoder-only model for that transfer, and a phoneme
-# recogniser (the first module of a three-module ASR chain).
+# be plugged on, paper §V / Appendix A-B), the encoder-only model for that transfer, and the
+# three-module ASR system of paper Table V: a phoneme recogniser (this data), a pronunciation model
+# (phonemes -> English BPE, trained on a second English domain with its own voices) and the De-En
+# MT decoder, composed without training, then fine-tuned end to end (Table VI).
 #
 #   (cd ../mt1 && ./run.sh --stop_stage 3)   # first: the MT recipe's English BPE, shared here
 #   ./run.sh                                  # everything
@@ -13,16 +15,39 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Data: local/data.sh synthesises data/{train,valid,test} (+ data/test_phn: test with phoneme
-# references) and copies the MT recipe's 256-piece English BPE to data/lang/en256.model (it fails,
-# saying so, when ../mt1/data/lang/en256.model is missing). See local/data.sh for its options.
+# references), data/pron_{train,valid} (the pronunciation model's second English domain,
+# ../corpus/en_domain2.txt; not made, with a log line, for a corpus without that file) and copies
+# the MT recipe's 256-piece English BPE to data/lang/en256.model (it fails, saying so, when
+# ../mt1/data/lang/en256.model is missing). See local/data.sh for its options.
 data_opts=""
-feats_sets="train valid test test_phn"
+pron_sets=""
+if [[ -f ../corpus/en_domain2.txt ]]; then
+    pron_sets="pron_train pron_valid"
+fi
+# train_{10,30}pct: low-resource subsets of data/train (local/data.sh --lowres_percents).
+feats_sets="train valid test test_phn $pron_sets train_10pct train_30pct"
 # Only the phoneme inventory is built here: the English BPE is the MT decoder's (not retrained).
+# The phoneme recogniser and the pronunciation model share it (their interface): it must come
+# from data/train/text.phn alone, whose symbols local/data.sh checks the second domain against.
 # name:kind:size:train_texts[:eval_texts]
 vocabs="phn:tokens:0:data/train/text.phn:data/test/text.phn"
 # The De-En MT decoder that is plugged onto the ASR encoder (paper Table IV): ../mt1's module on
 # the 256-piece BPEs (data/lang/en256.model is a copy of its English BPE).
 mt_decoder=../mt1/exp/deen_lego_wemb_bpe256/modules/decoder
+# Low-resource transfer (paper Appendix F, Table XI): a baseline and an encoder-only module trained
+# on 10 % / 30 % of data/train, and that encoder plugged onto the decoder of the LegoNN model
+# trained on all of it (no OLC: same data, so the encoder's output lengths already match).
+lowres_experiments=""
+lowres_decodes=""
+lowres_relative=""
+for pct in 10 30; do
+    lowres_experiments+="asr_baseline_${pct}pct:conf/train_asr_baseline.yaml,conf/data_train_${pct}pct.yaml
+asr_enconly_${pct}pct:conf/train_asr_enconly.yaml,conf/data_train_${pct}pct.yaml
+asr_lowres_plug_${pct}pct=exp/asr_enconly_${pct}pct/modules/encoder+exp/asr_lego_wemb/modules/decoder
+"
+    lowres_decodes+=" asr_baseline_${pct}pct@test asr_enconly_${pct}pct@test asr_lowres_plug_${pct}pct@test"
+    lowres_relative+=" asr_enconly_${pct}pct@test=asr_baseline_${pct}pct asr_lowres_plug_${pct}pct@test=asr_baseline_${pct}pct"
+done
 # In order: exp_name:config[,config] (trained) or exp_name=module+module (composed);
 # exp dirs are named here, never derived from options.
 experiments="asr_baseline:conf/train_asr_baseline.yaml
@@ -30,11 +55,22 @@ asr_lego_wemb:conf/train_asr_lego_wemb.yaml
 asr_enconly:conf/train_asr_enconly.yaml
 asr_phn:conf/train_asr_phn.yaml
 asr_plug=exp/asr_enconly/modules/encoder+$mt_decoder
-asr_plug_ft:exp/asr_plug/finetune.yaml,conf/finetune_asr_plug.yaml"
+asr_plug_ft:exp/asr_plug/finetune.yaml,conf/finetune_asr_plug.yaml
+asr_pron:conf/train_asr_pron.yaml
+asr_phn_pron=exp/asr_phn/modules/encoder+exp/asr_pron/modules/pron
+asr_three=exp/asr_phn/modules/encoder+exp/asr_pron/modules/pron+$mt_decoder
+asr_three_ft:exp/asr_three/finetune.yaml,conf/finetune_asr_three.yaml
+$lowres_experiments"
 avg_num=5
-decodes="asr_baseline@test asr_lego_wemb@test asr_enconly@test asr_phn@test_phn asr_plug@test asr_plug_ft@test"
+# Table V's rows: asr_pron@test (the second domain's recogniser + pronunciation model on this test
+# set), asr_phn_pron@test (this data's recogniser + that pronunciation model, CTC output), asr_three.
+decodes="asr_baseline@test asr_lego_wemb@test asr_enconly@test asr_phn@test_phn asr_plug@test asr_plug_ft@test
+asr_pron@test asr_phn_pron@test asr_three@test asr_three_ft@test
+$lowres_decodes"
 # The modularity table of stage 8 (WER compared as word accuracy, 100 % = the baseline).
-relative="asr_lego_wemb@test=asr_baseline asr_enconly@test=asr_baseline asr_plug@test=asr_baseline asr_plug_ft@test=asr_baseline"
+relative="asr_lego_wemb@test=asr_baseline asr_enconly@test=asr_baseline asr_plug@test=asr_baseline asr_plug_ft@test=asr_baseline
+asr_pron@test=asr_baseline asr_phn_pron@test=asr_baseline asr_three@test=asr_baseline asr_three_ft@test=asr_baseline
+$lowres_relative"
 decode_opts="--beam 20 --length_penalty 1.0"   # paper's ASR setting
 ref_file=text
 # WER on what is audible: case and punctuation are not (the models still write them).

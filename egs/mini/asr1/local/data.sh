@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Synthesised English speech from the offline mini corpus (../corpus) as Kaldi data dirs:
-# data/{train,valid,test} (+ data/test_phn, the test set with phoneme references).
+# data/{train,valid,test} (+ data/test_phn, the test set with phoneme references) and, for the
+# pronunciation model of the three-module chain, data/pron_{train,valid} from a second English
+# domain (../corpus/en_domain2.txt) spoken by voices of their own.
 #
 # Text: ASR train/valid sentences are English sides of the De-En MT *training* set (short ones,
 # --min_words..--max_words words; the MT decoder has seen them, as in the paper, whose ASR text
@@ -8,6 +10,15 @@
 # and are checked to occur in no MT/ASR training text (any that do are dropped, with a warning).
 # Speech: local/synth.py (espeak-ng from the espeakng-loader wheel; flite/festival voices join the
 # training voices when installed). Voice families are disjoint between train, valid and test.
+#
+# Second domain (paper §V-C: the pronunciation model learns on another corpus than the phoneme
+# recogniser): sentences of ../corpus/en_domain2.txt (WordNet examples; the harvest keeps every
+# MT split and en_heldout.txt out of it, checked again here against the MT training English and
+# the test sentences), spoken by the second voice pool of synth.py (espeak variants no
+# train/valid/test voice uses). Their phonemes must be symbols of data/train's inventory
+# (data/lang/phn, the interface the pronunciation model shares with the phoneme recogniser): a
+# sentence with another phoneme is not used (the count and the phonemes are logged). A corpus
+# without en_domain2.txt gets no pron sets (logged; run.sh then skips them).
 #
 # English BPE: SHARED with the MT decoder, so the ASR encoder's CTC marginals can feed it. This
 # copies ../mt1/data/lang/en256.{model,tokens.txt,report.json} (--bpe) to data/lang/ (run the MT
@@ -26,6 +37,10 @@
 #   --mt_config F   the MT LegoNN config whose encoder OLC the length measurement follows
 #                   (../mt1/conf/train_deen_lego_wemb_bpe256.yaml)
 #   --standalone_bpe_size N   >0: an own N-piece English BPE when DIR/NAME.model is missing (0)
+#   --pron_utts N / --pron_eval_utts N   second-domain training / valid utterances (4000 / 300;
+#                   --pron_utts 0: none, then also pass run.sh --feats_sets "train valid test test_phn")
+#   --voices_pron N / --voices_pron_valid N   their speakers (24 / 4), from synth.py's second voice pool
+#   --lowres_percents "P ..."   data/train_<P>pct subsets for the low-resource transfer ("10 30")
 set -euo pipefail
 train_utts=6000
 eval_utts=300
@@ -42,6 +57,11 @@ mt_lang=../mt1/data/lang
 standalone_bpe_size=0
 bpe=en256
 mt_config=../mt1/conf/train_deen_lego_wemb_bpe256.yaml
+pron_utts=4000
+pron_eval_utts=300
+voices_pron=24
+voices_pron_valid=4
+lowres_percents="10 30"
 . ../../../utils/parse_options.sh
 
 corpus=../corpus
@@ -49,6 +69,14 @@ log() { echo "local/data.sh: $*" >&2; }
 for f in deen/train.tsv.xz deen/valid.tsv.xz deen/test.tsv.xz en_heldout.txt; do
     [[ -f $corpus/$f ]] || { log "$corpus/$f is missing (the offline mini corpus)"; exit 1; }
 done
+pron_sets="pron_train pron_valid"
+if [[ $pron_utts -le 0 ]]; then
+    pron_sets=""
+elif [[ ! -f $corpus/en_domain2.txt ]]; then
+    log "$corpus/en_domain2.txt is missing: no second-domain sets data/{pron_train,pron_valid} (the"
+    log "  pronunciation model needs them; make it with: cd ../mt1 && python local/harvest.py --stage domain2)"
+    pron_sets=""
+fi
 
 # The shared English BPE: check it before spending time on synthesis.
 mkdir -p data/lang data/local
@@ -68,13 +96,15 @@ else
     exit 1
 fi
 
-# 1. Sentences: data/local/sents.<set> ("sent_id sentence") and data/local/de.<set> (German side).
-python - "$corpus" "$train_utts" "$eval_utts" "$min_words" "$max_words" "$seed" <<'PY'
+# 1. Sentences: data/local/sents.<set> ("sent_id sentence") and data/local/de.<set> (German side);
+#    with pron sets, the second-domain candidates in a seeded order (data/local/pron_candidates).
+python - "$corpus" "$train_utts" "$eval_utts" "$min_words" "$max_words" "$seed" "${pron_sets:+1}" <<'PY'
 import lzma, random, re, sys
 from pathlib import Path
 
 corpus = Path(sys.argv[1])
-train_utts, eval_utts, min_words, max_words, seed = map(int, sys.argv[2:])
+train_utts, eval_utts, min_words, max_words, seed = map(int, sys.argv[2:7])
+with_pron = sys.argv[7] == "1"
 punct = re.compile(r"[^\w\s']|_", re.UNICODE)
 # What a TTS voice reads exactly as written: ASCII letters and light punctuation (typographic
 # quotes, dashes and ellipses too: the MT side keeps them, so the transcripts do). No digits,
@@ -152,6 +182,26 @@ with open(out / "sents.test", "w", encoding="utf-8") as f:
     f.writelines(f"heldout{i:05d} {s}\n" for i, s in enumerate(test))
 print(f"sentences: train {len(train)}, valid {len(valid)} (De-En train English, {min_words}-{max_words} words, "
       f"{len(candidates)} usable), test {len(test)} (en_heldout.txt; {len(leaked)} leaked and dropped)")
+
+if with_pron:
+    # The second domain shares no sentence with the English the MT/ASR models train on or the ASR test.
+    path = corpus / "en_domain2.txt"
+    pron, pron_seen, pron_leaked = [], set(), 0
+    for n, line in enumerate(open(path, encoding="utf-8"), 1):
+        s = " ".join(line.split())
+        key = norm(s)
+        if key in seen_en or key in held_norm:
+            pron_leaked += 1
+        elif usable(s) and key not in pron_seen:
+            pron_seen.add(key)
+            pron.append((f"d2_{n:05d}", s))
+    if pron_leaked:
+        print(f"local/data.sh: WARNING: {pron_leaked} {path} sentence(s) occur in MT training or ASR test text; dropped",
+              file=sys.stderr)
+    random.Random(f"{seed}/pron").shuffle(pron)
+    with open(out / "pron_candidates", "w", encoding="utf-8") as f:
+        f.writelines(f"{sid} {s}\n" for sid, s in pron)
+    print(f"second-domain candidates: {len(pron)} ({path}, {min_words}-{max_words} words; {pron_leaked} leaked and dropped)")
 PY
 
 # 2. Voices: disjoint voice families per set.
@@ -168,8 +218,8 @@ done
 # 4. Other views of the transcripts: text.en (= text: the MT decoder's English, for plugging it
 #    on later), text.lc (lowercase, no punctuation), text.phn (ARPAbet, no stress), text.de (the
 #    German side of each De-En pair, train/valid only).
-for set in train valid test; do
-    d=data/$set
+views() {
+    local d=$1
     cp "$d/text" "$d/text.en"
     python - "$d" <<'PY'
 import re, sys
@@ -190,7 +240,54 @@ if de_file.is_file():
         f.writelines(f"{utt} {de[sid]}\n" for utt, sid in utt2sid.items())
 PY
     legonn phonemize --in "$d/text" --out "$d/text.phn" --quiet
+}
+for set in train valid test; do
+    views "data/$set"
 done
+
+# 4b. The second domain: candidates whose phonemes are all in data/train's inventory (what the
+#     phoneme recogniser can emit, the symbols of data/lang/phn.tokens.txt made from
+#     data/train/text.phn in stage 3), valid first, then train; own voices; the same views.
+if [[ -n $pron_sets ]]; then
+    legonn phonemize --in data/local/pron_candidates --out data/local/pron_candidates.phn --quiet
+    python - "$pron_utts" "$pron_eval_utts" <<'PY'
+import collections, sys
+from pathlib import Path
+
+pron_utts, pron_eval_utts = map(int, sys.argv[1:])
+local = Path("data/local")
+inventory = {p for line in open("data/train/text.phn", encoding="utf-8") for p in line.split()[1:]}
+sents = dict(line.rstrip("\n").split(" ", 1) for line in open(local / "pron_candidates", encoding="utf-8"))
+kept, unseen = [], collections.Counter()
+for line in open(local / "pron_candidates.phn", encoding="utf-8"):
+    sid, *phones = line.split()
+    other = set(phones) - inventory
+    unseen.update(other)
+    if phones and not other:
+        kept.append(sid)
+need = pron_utts + pron_eval_utts
+if len(kept) < need:
+    print(f"local/data.sh: WARNING: {len(kept)} usable second-domain sentences; wanted {need} (train {pron_utts} + "
+          f"valid {pron_eval_utts}); valid keeps {min(pron_eval_utts, len(kept))}, train the rest", file=sys.stderr)
+for name, ids in (("pron_valid", kept[:pron_eval_utts]), ("pron_train", kept[pron_eval_utts:need])):
+    if not ids:
+        sys.exit(f"local/data.sh: no second-domain sentences for data/{name} (see the warnings above)")
+    with open(local / f"sents.{name}", "w", encoding="utf-8") as f:
+        f.writelines(f"{sid} {sents[sid]}\n" for sid in ids)
+dropped = len(sents) - len(kept)
+detail = ", ".join(f"{p} in {n}" for p, n in unseen.most_common()) or "none"
+print(f"second-domain sentences: train {len(kept[pron_eval_utts:need])}, valid {len(kept[:pron_eval_utts])}; "
+      f"{dropped} of {len(sents)} candidates unusable (phonemes outside data/train's {len(inventory)}: {detail})")
+PY
+    python local/synth.py --espeak_backend "$espeak_backend" voices --engines espeak --pool pron --seed "$seed" \
+        --split "pron_train:$voices_pron,pron_valid:$voices_pron_valid" --out_dir data/local
+    for set in $pron_sets; do
+        rm -rf "data/wav/$set" "data/$set"
+        python local/synth.py --espeak_backend "$espeak_backend" synth --text "data/local/sents.$set" \
+            --voices "data/local/voices.$set" --wav_dir "data/wav/$set" --data_dir "data/$set" --nj "$nj" --seed "$seed"
+        views "data/$set"
+    done
+fi
 
 # The test set again, with phoneme references as its 'text' (the phoneme recogniser is scored on it).
 rm -rf data/test_phn
@@ -198,7 +295,19 @@ mkdir -p data/test_phn
 cp data/test/{wav.scp,utt2spk,spk2utt,utt2dur,text.phn} data/test_phn/
 cp data/test/text.phn data/test_phn/text
 
-for set in train valid test test_phn; do
+# Low-resource subsets of data/train (paper Appendix F, Table XI): evenly spaced utterances, so
+# every training voice stays in; the CMVN statistics remain data/train's (stage 2).
+lowres_sets=""
+for pct in $lowres_percents; do
+    n=$(( $(wc -l < data/train/text) * pct / 100 ))
+    [[ $n -gt 0 ]] || { log "--lowres_percents: $pct % of data/train is no utterance"; exit 1; }
+    rm -rf "data/train_${pct}pct"
+    ../../../utils/subset_data_dir.sh data/train "$n" "data/train_${pct}pct"
+    lowres_sets+=" train_${pct}pct"
+    log "data/train_${pct}pct: $n of $(wc -l < data/train/text) training utterances"
+done
+
+for set in train valid test test_phn $pron_sets $lowres_sets; do
     legonn datadir validate "data/$set"
 done
 
@@ -211,5 +320,8 @@ fi
 
 # 6. How long the encoder-only model's output must be to look like the MT encoder's (OLC factor):
 # the German BPE of the same size as the shared English one (en256 -> de256, en -> de).
+# With the second domain, also the pronunciation model's OLC: its input is the phoneme marginals,
+# its output should have the length the MT decoder reads (see conf/train_asr_pron.yaml).
 python local/olc_ratio.py --data_dir data/train --en_model "data/lang/$bpe.model" \
-    --de_model "$mt_lang/de${bpe#en}.model" --mt_config "$mt_config" --out data/local/olc_ratio.json
+    --de_model "$mt_lang/de${bpe#en}.model" --mt_config "$mt_config" --out data/local/olc_ratio.json \
+    ${pron_sets:+--pron_data_dir data/pron_train --pron_config conf/train_asr_pron.yaml}

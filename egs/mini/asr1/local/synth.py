@@ -16,11 +16,13 @@ flite and festival are optional: when missing they are skipped with a log line.
 
 Subcommands::
 
-  synth.py voices --split train:40,valid:4,test:8 --out_dir data/local [--engines auto] [--seed 1]
+  synth.py voices --split train:40,valid:4,test:8 --out_dir data/local [--engines auto] [--seed 1] [--pool asr]
       writes OUT_DIR/voices.<split>: "spk engine voice rate pitch family" lines.  Splits are
       disjoint in voice *family* (an espeak variant such as m3 or f2, or a flite/festival
       voice), not only in speaker, so test voices have timbres no training voice has.
       Extra-engine (flite/festival) voices all go to the first split (training).
+      --pool pron draws from a second set of espeak variants, disjoint from the first: the
+      speakers of the second English domain (the pronunciation model's corpus).
   synth.py synth --text SENTS --voices VOICES --wav_dir DIR --data_dir DIR [--nj N]
       SENTS: "sent_id sentence" lines.  Sentences are dealt round-robin to the voices; utterance
       ids are "<spk>-<sent_id>", so sorting keeps a speaker's utterances together.  Writes
@@ -59,6 +61,16 @@ MALE_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "klatt", "klatt
                  "david", "edward", "Andy", "Gene", "Mario", "Michael", "antonio", "gustave", "norbert", "quincy",
                  "rob", "robert", "victor", "john", "max", "paul"]
 FEMALE_VARIANTS = ["f1", "f2", "f3", "f4", "f5", "Andrea", "Annie", "belinda", "linda", "steph", "shelby", "aunty"]
+# A second pool, disjoint from the first, for the speakers of the second English domain (the
+# pronunciation model's corpus, data/pron_*): other espeak-ng 1.52 variants, chosen by the same
+# rule (no whisper, echo, child, elderly-tremor or robot/effect variants; none that sets its own
+# language) and measured on one test sentence at rate 160: speaking time, median spectral
+# flatness, centroid and periodicity all within the first pool's range (3.6-4.6 s, 0.008-0.28,
+# 490-1780 Hz, 0.25-0.80), except anika's periodicity (0.83). Only 3 such female variants exist.
+PRON_MALE_VARIANTS = ["Alex", "Denis", "Diogo", "Hugo", "Lee", "Mike", "boris", "edward2", "iven3", "klatt4",
+                      "klatt6", "marcelo", "michel", "miguel", "mike2", "pedro", "travis", "Gene2"]
+PRON_FEMALE_VARIANTS = ["steph2", "steph3", "anika"]
+POOLS = {"asr": (MALE_VARIANTS, FEMALE_VARIANTS), "pron": (PRON_MALE_VARIANTS, PRON_FEMALE_VARIANTS)}
 RATE_RANGE = (140, 190)   # words per minute
 PITCH_RANGE = (30, 70)    # espeak 0-99, 50 = the variant's own
 FLITE_VOICES = ["awb", "rms", "slt", "kal16"]  # the 16 kHz ones (kal is 8 kHz, awb_time a clock-only voice)
@@ -300,16 +312,23 @@ def available_engines(engines: str, espeak_backend: str = "auto") -> dict[str, o
     return found
 
 
-def voice_pool(engines: dict[str, object], seed: int = 1) -> tuple[list[tuple[str, str, list[Voice]]], list[Voice]]:
+def voice_pool(engines: dict[str, object], seed: int = 1,
+               pool: str = "asr") -> tuple[list[tuple[str, str, list[Voice]]], list[Voice]]:
     """Families of espeak voices [(family, gender, voices)] and the extra-engine voices.
 
     Every (accent, variant) pair is a speaker with its own rate and pitch, drawn from a seeded
     RNG in a fixed order, so the pool does not depend on which other engines are installed.
+    ``pool``: "asr" (the ASR corpus's voices; flite/festival voices join it) or "pron" (the
+    second domain's: other variants, espeak only, drawn from their own RNG so that adding them
+    left the "asr" pool exactly as it was).
     """
-    rng = random.Random(seed)
+    if pool not in POOLS:
+        raise SynthError(f"unknown voice pool '{pool}' (known: {', '.join(POOLS)})")
+    rng = random.Random(seed if pool == "asr" else f"{seed}/{pool}")
     families = []
     espeak = engines.get("espeak")
-    for gender, variants in (("m", MALE_VARIANTS), ("f", FEMALE_VARIANTS)):
+    male, female = POOLS[pool]
+    for gender, variants in (("m", male), ("f", female)):
         for variant in variants:
             draws = [(rng.randint(*RATE_RANGE), rng.randint(*PITCH_RANGE)) for _ in ACCENTS]
             if espeak is not None and not espeak.has_variant(variant):
@@ -320,7 +339,7 @@ def voice_pool(engines: dict[str, object], seed: int = 1) -> tuple[list[tuple[st
                       for acc, (r, p) in zip(ACCENTS, draws)]
             families.append((family, gender, voices))
     extra = []
-    for engine in ("flite", "festival"):
+    for engine in ("flite", "festival") if pool == "asr" else ():
         if engine in engines:
             for name in engines[engine].voices:
                 r = rng.randint(*RATE_RANGE)
@@ -580,6 +599,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     v.add_argument("--out_dir", required=True)
     v.add_argument("--engines", default="auto", help="auto (espeak + flite/festival if installed) or a list, e.g. espeak")
     v.add_argument("--seed", type=int, default=1)
+    v.add_argument("--pool", choices=sorted(POOLS), default="asr",
+                   help="asr: the ASR corpus's voices; pron: the disjoint voices of the second English domain")
     s = sub.add_parser("synth", help="synthesise sentences into wavs + a Kaldi data dir")
     s.add_argument("--text", required=True, help="'sent_id sentence' lines")
     s.add_argument("--voices", required=True, help="voice list from the 'voices' subcommand")
@@ -600,7 +621,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if args.cmd == "voices":
             engines = available_engines(args.engines, args.espeak_backend)
-            families, extra = voice_pool(engines, args.seed)
+            families, extra = voice_pool(engines, args.seed, args.pool)
             splits = split_voices(families, extra, _counts(args.split), args.seed)
             out = Path(args.out_dir)
             out.mkdir(parents=True, exist_ok=True)

@@ -28,8 +28,15 @@ Stages (``--stage``; ``all`` runs them in order):
               English-side constraints of :func:`assign_splits`, written to
               ``OUT_DIR`` (``egs/mini/corpus``) with ``STATS.md``,
               ``SOURCES.md`` and ``README.md``.
+``domain2``   a second English domain, monolingual: the example sentences of
+              WordNet's glosses (package ``wordnet-base``), 4-16 words a TTS
+              voice reads as written (the filter of the ASR recipe's
+              ``local/data.sh``), disjoint from every split and from
+              ``en_heldout.txt``, written to ``OUT_DIR/en_domain2.txt``; adds
+              its section to the three documents (see :func:`stage_domain2`).
 
-Run from ``egs/mini/mt1``: ``python local/harvest.py --stage all``.
+Run from ``egs/mini/mt1``: ``python local/harvest.py --stage all``
+(``--stage domain2`` alone reads the committed splits, so it leaves them as they are).
 ``apt-get update`` must have been run once on the machine (root) before the
 download stage.
 """
@@ -907,17 +914,23 @@ def read_tsv(path: Path, header: bool = False) -> List[List[str]]:
 # =============================================================================
 
 
-def stage_download(specs: List[PackageSpec], download_dir: Path) -> None:
-    debs = download_dir / "debs"
+def apt_download(names: Sequence[str], debs: Path) -> List[str]:
+    """``apt-get download`` the packages of ``names`` not yet in ``debs``; returns those fetched."""
     debs.mkdir(parents=True, exist_ok=True)
     have = {p.name.split("_", 1)[0] for p in debs.glob("*.deb")}
-    todo = [s.name for s in specs if s.name not in have]
-    LOG.info("download: %d packages listed, %d already in %s, %d to fetch",
-             len(specs), len(specs) - len(todo), debs, len(todo))
+    todo = [name for name in names if name not in have]
     for name in tqdm(todo, desc="apt-get download", unit="pkg"):
         res = subprocess.run(["apt-get", "download", name], cwd=debs, capture_output=True, text=True)
         if res.returncode != 0:
             raise RuntimeError(f"apt-get download {name} failed (run `apt-get update` once?):\n{res.stderr}")
+    return todo
+
+
+def stage_download(specs: List[PackageSpec], download_dir: Path) -> None:
+    debs = download_dir / "debs"
+    todo = apt_download([s.name for s in specs], debs)
+    LOG.info("download: %d packages listed, %d were already in %s, %d fetched",
+             len(specs), len(specs) - len(todo), debs, len(todo))
     total = sum(p.stat().st_size for p in debs.glob("*.deb"))
     LOG.info("download: %d .deb files, %.1f MB", len(list(debs.glob("*.deb"))), total / 1e6)
 
@@ -938,6 +951,7 @@ EXTRACT_PATTERNS = {
     "fluent-en": ["./usr/lib/firefox-esr/omni.ja", "./usr/lib/firefox-esr/browser/omni.ja"],
     "fluent-l10n": ["./usr/lib/firefox-esr/browser/extensions/*.xpi"],
     "gettext": [f"*/locale/{lang}/LC_MESSAGES/*.mo" for lang in LANGS],
+    "wordnet": [f"./usr/share/wordnet/data.{pos}" for pos in ("noun", "verb", "adj", "adv")],
 }
 
 
@@ -1167,6 +1181,9 @@ def stage_split(download_dir: Path, out_dir: Path, seed: int, n_valid: int, n_te
             LOG.info("split %s %-5s %6d pairs", lp, split, len(rows))
     (out_dir / "en_heldout.txt").write_text("".join(s + "\n" for s in heldout), encoding="utf-8")
     LOG.info("held-out English pool: %d sentences", len(heldout))
+    if (out_dir / DOMAIN2_FILE).exists():
+        LOG.warning("%s was made against the previous splits: run --stage domain2 (--stage all does next)",
+                    out_dir / DOMAIN2_FILE)
     sources = json.loads((download_dir / "raw" / "sources.json").read_text(encoding="utf-8"))
     stats = json.loads((filt / "filter_stats.json").read_text(encoding="utf-8"))
     write_stats_md(out_dir / "STATS.md", splits, heldout, stats, seed, set_aside, sources)
@@ -1250,7 +1267,7 @@ def write_stats_md(path: Path, splits, heldout, stats, seed: int, set_aside=None
         out.append("\n`kept` is before the split (see the set-aside counts above).\n")
     out.append("\n## Filter rules\n")
     out.append(_md_table(["rule", "drops a pair when"], RULE_DOC))
-    path.write_text("\n".join(out), encoding="utf-8")
+    write_doc(path, "\n".join(out))
 
 
 def write_sources_md(path: Path, sources: Dict[str, Dict], splits) -> None:
@@ -1293,7 +1310,7 @@ def write_sources_md(path: Path, sources: Dict[str, Dict], splits) -> None:
                      lic.replace("|", "/"), team_s or "see copyright file", n_used])
     out.append(_md_table(["package (version)", "provides", "upstream", "licence (`Files: *` of the copyright file)",
                           "translators / attribution", "pairs used"], rows))
-    path.write_text("\n".join(out), encoding="utf-8")
+    write_doc(path, "\n".join(out))
 
 
 def write_readme(path: Path, splits, heldout) -> None:
@@ -1336,7 +1353,217 @@ cd egs/mini/mt1
 The package list is `egs/mini/mt1/local/packages.txt`; the result depends on the
 package versions in the Debian archive at the time of the harvest (see `SOURCES.md`).
 """
-    path.write_text(text, encoding="utf-8")
+    write_doc(path, text)
+
+
+# =============================================================================
+# Stage: domain2 (a second English domain) + the documents' section about it
+# =============================================================================
+
+# The mini ASR recipe's pronunciation model learns from another English domain than the MT text
+# and the phoneme recogniser (paper §V-C: TED-LIUM vs Europarl): the example sentences quoted in
+# WordNet's glosses, e.g. `... | cause to be calm; "The patient must be sedated before the operation"`.
+DOMAIN2_PACKAGE = "wordnet-base"
+DOMAIN2_FILE = "en_domain2.txt"
+DOMAIN2_WORDS = (4, 16)
+# What a TTS voice reads exactly as written: the character filter of egs/mini/asr1/local/data.sh.
+_TTS_READABLE = re.compile(r"^[A-Za-z][A-Za-z ,.;:!?'\"()\-‘’“”–—…]*$")
+_WN_EXAMPLE = re.compile(r'"([^"]*)"')
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)]*$")
+DOMAIN2_RULE_DOC = [
+    ("length", f"outside {DOMAIN2_WORDS[0]}-{DOMAIN2_WORDS[1]} whitespace-separated words"),
+    ("characters", "a character a TTS voice may not read as written: digits, symbols, non-ASCII letters "
+                   "(the filter of `egs/mini/asr1/local/data.sh`)"),
+    ("fragment", "starts with a lower-case letter: a phrase (`able to swim`), not a sentence"),
+    ("punctuation", "an ASCII dash `--` or unbalanced parentheses"),
+    ("duplicate", "the same sentence (case and punctuation ignored) already kept"),
+    ("in_corpus", "the sentence (case and punctuation ignored) is in a De-En/Ro-En split or `en_heldout.txt`"),
+]
+
+
+def wordnet_examples(text: str) -> List[str]:
+    """The double-quoted examples in the glosses of a WordNet ``data.<pos>`` file.
+
+    A synset line ends with ``| gloss``, whose examples are ``"quoted"``; the licence header
+    lines start with two spaces."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("  ") or " | " not in line:
+            continue
+        out.extend(normalize_whitespace(m) for m in _WN_EXAMPLE.findall(line.split(" | ", 1)[1]))
+    return [s for s in out if s]
+
+
+def domain2_reject(s: str, words: Tuple[int, int] = DOMAIN2_WORDS) -> Optional[str]:
+    """The first rule of ``DOMAIN2_RULE_DOC`` an example fails, or None when it is usable."""
+    if not words[0] <= len(s.split()) <= words[1]:
+        return "length"
+    if not _TTS_READABLE.match(s):
+        return "characters"
+    if not s[0].isupper():
+        return "fragment"
+    if "--" in s or s.count("(") != s.count(")"):
+        return "punctuation"
+    return None
+
+
+def as_sentence(s: str) -> str:
+    """End an example like a sentence: "We don't intermingle much" -> "We don't intermingle much."."""
+    s = s.rstrip(",;: ")
+    return s if _SENTENCE_END.search(s) else s + "."
+
+
+def corpus_english_keys(out_dir: Path) -> set:
+    """Normalised English of every committed split and of ``en_heldout.txt``."""
+    keys = set()
+    for lp in PAIRS.values():
+        for split in SPLITS:
+            path = out_dir / lp / f"{split}.tsv.xz"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: missing (the second domain must avoid every split: run --stage split first)")
+            keys.update(norm_key(row[2]) for row in read_tsv(path))
+    heldout = out_dir / "en_heldout.txt"
+    if not heldout.is_file():
+        raise FileNotFoundError(f"{heldout}: missing (run --stage split first)")
+    keys.update(norm_key(s) for s in heldout.read_text(encoding="utf-8").splitlines() if s.strip())
+    return keys
+
+
+def select_domain2(examples: Iterable[str], exclude: set, n: int, seed: int) -> Tuple[List[str], Dict[str, int]]:
+    """Usable examples as sentences, deduplicated, none in ``exclude`` (normalised keys), at most
+    ``n`` of them drawn with a seeded shuffle (so the file's first lines are a random sample)."""
+    stats: Dict[str, int] = collections.Counter()
+    kept, seen = [], set()
+    for s in examples:
+        stats["examples"] += 1
+        rule = domain2_reject(s)
+        if rule is None:
+            key = norm_key(s)
+            rule = "duplicate" if key in seen else "in_corpus" if key in exclude else None
+            seen.add(key)
+        if rule is not None:
+            stats[rule] += 1
+            continue
+        kept.append(as_sentence(s))
+    stats["usable"] = len(kept)
+    kept.sort()  # the shuffle must not depend on the order of the data files
+    random.Random(f"{seed}/domain2").shuffle(kept)
+    kept = kept[:n]
+    stats["kept"] = len(kept)
+    return kept, dict(stats)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+DOC_BLOCK = ("<!-- en_domain2: written by local/harvest.py --stage domain2 -->", "<!-- en_domain2: end -->")
+
+
+def doc_block(text: str) -> Optional[str]:
+    """The second-domain section of a document (markers included), if it has one."""
+    begin, end = text.find(DOC_BLOCK[0]), text.find(DOC_BLOCK[1])
+    return text[begin:end + len(DOC_BLOCK[1])] if 0 <= begin < end else None
+
+
+def write_doc(path: Path, text: str) -> None:
+    """Write a document of the split stage, keeping the section --stage domain2 added to it."""
+    block = doc_block(path.read_text(encoding="utf-8")) if path.exists() else None
+    _write_atomic(path, text.rstrip("\n") + "\n" + (f"\n{block}\n" if block else ""))
+
+
+def put_doc_block(path: Path, body: str) -> None:
+    """Replace (or append) a document's second-domain section."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    block = f"{DOC_BLOCK[0]}\n{body.strip()}\n{DOC_BLOCK[1]}"
+    old = doc_block(text)
+    _write_atomic(path, text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n")
+
+
+def license_text(copyright_text: str) -> str:
+    """The licence paragraph of the ``Files: *`` stanza of a machine-readable copyright file."""
+    for stanza in re.split(r"\n\s*\n(?=\S)", copyright_text):
+        if re.search(r"^Files:\s*\*\s*$", stanza, re.M):
+            m = re.search(r"^License:[^\n]*\n((?:[ \t].*(?:\n|$))+)", stanza, re.M)
+            if m:
+                lines = [ln.strip() for ln in m.group(1).splitlines()]
+                return "\n".join("" if ln == "." else ln for ln in lines).strip()
+    return ""
+
+
+def stage_domain2(download_dir: Path, out_dir: Path, seed: int, n: int) -> None:
+    fetched = apt_download([DOMAIN2_PACKAGE], download_dir / "debs")
+    deb = find_deb(download_dir, DOMAIN2_PACKAGE)
+    LOG.info("domain2: %s (%s)", deb.name, "downloaded" if fetched else "already there")
+    dest = download_dir / "extract" / DOMAIN2_PACKAGE
+    extract_deb(deb, dest, "wordnet", DOMAIN2_PACKAGE)
+    info = {k.lower(): v for k, v in deb_fields(deb).items()}
+    if info.get("section", "").startswith(("non-free", "contrib")):
+        raise RuntimeError(f"{deb.name}: section {info['section']} is not Debian main")
+    copyright_text = (dest / "usr/share/doc" / DOMAIN2_PACKAGE / "copyright").read_text(encoding="utf-8")
+    info.update(summarize_copyright(copyright_text))
+    per_file, examples = {}, []
+    for path in sorted((dest / "usr/share/wordnet").glob("data.*")):
+        found = wordnet_examples(path.read_text(encoding="utf-8", errors="replace"))
+        per_file[path.name] = len(found)
+        examples += found
+    if not examples:
+        raise RuntimeError(f"{deb.name}: no example sentences in usr/share/wordnet/data.*")
+    sentences, stats = select_domain2(examples, corpus_english_keys(out_dir), n, seed)
+    _write_atomic(out_dir / DOMAIN2_FILE, "".join(s + "\n" for s in sentences))
+    LOG.info("domain2: %d examples -> %d usable -> %d written to %s", stats["examples"], stats["usable"],
+             len(sentences), out_dir / DOMAIN2_FILE)
+    lengths = sorted(len(s.split()) for s in sentences)
+    version, lic = info.get("version", "?"), info.get("license", "unknown")
+
+    put_doc_block(out_dir / "README.md", f"""
+## Second English domain: `{DOMAIN2_FILE}`
+
+{len(sentences)} English sentences ({DOMAIN2_WORDS[0]}-{DOMAIN2_WORDS[1]} words, one a line, no ids) from another
+domain than the translation pairs: the example sentences quoted in the glosses of WordNet 3.0
+(Debian package `{DOMAIN2_PACKAGE}` {version}; licence `{lic}`, see `SOURCES.md`). The mini ASR
+recipe (`egs/mini/asr1`) synthesises the speech of its pronunciation model from them, as the
+paper trains that module on another corpus (TED-LIUM) than the phoneme recogniser (Europarl).
+Kept are examples that read as written by a TTS voice (the character filter of
+`egs/mini/asr1/local/data.sh`) and that are sentences (capital first letter; a final period is
+added where the example has none), deduplicated; see `STATS.md`. A fourth guarantee, checked
+by `tests/test_harvest.py`:
+
+4. no sentence of `{DOMAIN2_FILE}` occurs (case- and punctuation-insensitively) in any split
+   or in `en_heldout.txt`.
+
+Regenerate it alone with `../../../.venv/bin/python local/harvest.py --stage domain2` (in
+`egs/mini/mt1`; downloads `{DOMAIN2_PACKAGE}`, {deb.stat().st_size / 1e6:.1f} MB, and reads the committed
+splits, which it does not change); `--stage all` runs it after the split.
+""")
+    notice = license_text(copyright_text)
+    put_doc_block(out_dir / "SOURCES.md", f"""
+## Second English domain (`{DOMAIN2_FILE}`)
+
+English sentences only (no translation): the example sentences of WordNet's glosses.
+
+{_md_table(["package (version)", "provides", "upstream", "licence (`Files: *` of the copyright file)", "sentences used"],
+           [[f"`{DOMAIN2_PACKAGE}` {version}", "WordNet 3.0 database (usr/share/wordnet/data.*)",
+             info.get("homepage", ""), lic, len(sentences)]])}
+The WordNet licence asks that its copyright notice and statements appear on all copies, so here
+they are, from `/usr/share/doc/{DOMAIN2_PACKAGE}/copyright`:
+
+{chr(10).join("> " + ln if ln else ">" for ln in notice.splitlines())}
+""")
+    rows = [[rule, stats.get(rule, 0), doc] for rule, doc in DOMAIN2_RULE_DOC]
+    put_doc_block(out_dir / "STATS.md", f"""
+## Second English domain (`{DOMAIN2_FILE}`)
+
+Example sentences in the glosses of `{DOMAIN2_PACKAGE}` {version}: """
+                  + ", ".join(f"`{name}` {count}" for name, count in per_file.items())
+                  + f""" ({stats['examples']} in all). Each example is counted under the first rule it fails:
+
+{_md_table(["rule", "dropped", "drops an example when"], rows)}
+{stats['usable']} usable sentences; {len(sentences)} kept (at most {n}, seeded shuffle, seed {seed}).
+Words per sentence: mean {sum(lengths) / max(len(lengths), 1):.1f}, median {lengths[len(lengths) // 2] if lengths else 0}.
+""")
 
 
 # =============================================================================
@@ -1347,7 +1574,7 @@ package versions in the Debian archive at the time of the harvest (see `SOURCES.
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--stage", default="all", choices=["download", "extract", "filter", "split", "all"])
+    p.add_argument("--stage", default="all", choices=["download", "extract", "filter", "split", "domain2", "all"])
     p.add_argument("--packages", type=Path, default=DEFAULT_PACKAGES, help="package list")
     p.add_argument("--download_dir", type=Path, default=DEFAULT_DOWNLOAD_DIR,
                    help="cache of .deb files and intermediate files (git-ignored)")
@@ -1356,6 +1583,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--n_valid", type=int, default=1000)
     p.add_argument("--n_test", type=int, default=1000)
     p.add_argument("--n_heldout", type=int, default=1500)
+    p.add_argument("--n_domain2", type=int, default=8000, help="sentences of the second English domain (at most)")
     p.add_argument("--verbose", "-v", action="store_true")
     return p
 
@@ -1364,8 +1592,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    specs = read_package_list(args.packages)
-    stages = ["download", "extract", "filter", "split"] if args.stage == "all" else [args.stage]
+    specs = read_package_list(args.packages) if args.stage != "domain2" else []
+    stages = ["download", "extract", "filter", "split", "domain2"] if args.stage == "all" else [args.stage]
     for st in stages:
         LOG.info("=== stage %s ===", st)
         if st == "download":
@@ -1376,6 +1604,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             stage_filter(args.download_dir, specs)
         elif st == "split":
             stage_split(args.download_dir, args.out_dir, args.seed, args.n_valid, args.n_test, args.n_heldout)
+        elif st == "domain2":
+            stage_domain2(args.download_dir, args.out_dir, args.seed, args.n_domain2)
     return 0
 
 
