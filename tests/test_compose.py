@@ -10,7 +10,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from fixtures import run_legonn, run_legonn_parallel, shared_experiment, single_thread  # noqa: F401  (fixture)
+from fixtures import shared_experiment, single_thread  # noqa: F401  (fixture)
 from legonn import cli
 from legonn.artifact import assemble, load_module, save_module
 from legonn.chain import Chain
@@ -55,12 +55,12 @@ def composed(modules, tmp_path_factory):
     return out
 
 
-def test_compose_refuses_another_vocabulary_in_one_line(modules, tmp_path):
+def test_compose_refuses_another_vocabulary_in_one_line(modules, tmp_path, capsys):
     out = tmp_path / "bad"
-    proc = run_legonn("compose", "--modules", modules["enc"], modules["other_dec"], "--out", out)
-    assert proc.returncode == 1
-    err = proc.stderr.strip().splitlines()
-    assert len(err) == 1, proc.stderr
+    assert cli.main(["compose", "--modules", str(modules["enc"]), str(modules["other_dec"]), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1, captured.err
     line = err[0]
     assert line.startswith("legonn compose: error: cannot chain")
     assert str(modules["enc"]) in line and str(modules["other_dec"]) in line
@@ -130,12 +130,10 @@ def test_composed_decodes_like_its_parts(modules, composed, tmp_path):
 
     valid = modules["config"]["data"]["valid"]
     common = ["--data_dir", valid, "--input_file", "text.de", "--beam", "3"]
-    procs = run_legonn_parallel(
-        ["decode", "--modules", composed, "--out_dir", tmp_path / "composed", *common],
-        ["decode", "--modules", modules["enc"], modules["dec"], "--out_dir", tmp_path / "parts", *common],
-    )
-    for proc in procs:
-        assert proc.returncode == 0, proc.stderr
+    # in this process: test_decode_cli and the recipe tests decode module folders in real ones
+    assert cli.main(["decode", "--modules", str(composed), "--out_dir", str(tmp_path / "composed"), *common]) == 0
+    parts = [str(modules["enc"]), str(modules["dec"])]
+    assert cli.main(["decode", "--modules", *parts, "--out_dir", str(tmp_path / "parts"), *common]) == 0
     # the same modules assembled in Python
     chain, loaded = assemble([modules["enc"], modules["dec"]])
     dataset = ChainDataset(valid, StreamSpec("text.de", str(modules["enc"] / "input.tokens.txt")), {}, require_targets=False)

@@ -1,50 +1,20 @@
 """`make demo`'s script (egs/mini/demo.sh) in tiny mode, end to end, in a temporary tree.
 
-The tree holds copies of egs/mini/{mt1,asr1,local} and demo.sh, symlinks to utils/ and
-egs/TEMPLATE/, and the small fixture corpus of the ASR recipe test, so nothing is written into
-the repository. Tiny mode runs every stage of the demo with the committed conf/tiny configs.
+The tree (tests/demo_fixtures.py) holds copies of the mini recipes and a small fixture corpus,
+so nothing is written into the repository. Tiny mode runs every stage of the demo with the
+committed conf/tiny configs; the run is conftest.py's session fixture ``tiny_demo``.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from test_asr_recipe import make_fixture_corpus
-
-ROOT = Path(__file__).resolve().parents[1]
-MINI = ROOT / "egs" / "mini"
+from demo_fixtures import make_demo_tree, run_demo
 
 
-@pytest.fixture(scope="module")
-def demo_tree(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("demo")
-    mini = root / "egs" / "mini"
-    mini.mkdir(parents=True)
-    os.symlink(ROOT / "utils", root / "utils")
-    os.symlink(ROOT / "egs" / "TEMPLATE", root / "egs" / "TEMPLATE")
-    make_fixture_corpus(mini / "corpus")
-    ignore = shutil.ignore_patterns("data", "exp", "downloads", "RESULTS*", "__pycache__")
-    for part in ("mt1", "asr1", "local"):
-        shutil.copytree(MINI / part, mini / part, ignore=ignore)
-    shutil.copy2(MINI / "demo.sh", mini / "demo.sh")
-    return mini
-
-
-def run_demo(mini: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    return subprocess.run(["bash", "demo.sh", *args], cwd=mini, env=env, capture_output=True, text=True, timeout=900)
-
-
-def test_demo_tiny_mode_end_to_end(demo_tree: Path):
-    mini = demo_tree
-    proc = run_demo(mini, "--mode", "tiny")
+def test_demo_tiny_mode_end_to_end(tiny_demo):
+    mini, run = tiny_demo
+    proc = run.result()
     assert proc.returncode == 0, f"demo.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
 
     # Both decoder plugs are composed folders whose parts come from different experiments.
@@ -84,7 +54,7 @@ def test_demo_tiny_mode_end_to_end(demo_tree: Path):
     assert "legonn train" not in again.stderr
 
 
-def test_demo_rejects_an_unknown_mode(demo_tree: Path):
-    proc = run_demo(demo_tree, "--mode", "huge")
+def test_demo_rejects_an_unknown_mode(tmp_path: Path):
+    proc = run_demo(make_demo_tree(tmp_path), "--mode", "huge")
     assert proc.returncode != 0
     assert "unknown --mode 'huge'" in proc.stderr
