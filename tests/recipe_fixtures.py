@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -99,3 +100,12 @@ def read_table(path: Path) -> dict[str, str]:
         key, _, value = line.partition(" ")
         rows[key] = value
     return rows
+
+
+def recipe_variables(recipe: Path, *names: str) -> dict[str, str]:
+    """run.sh's variables as bash sets them, without sourcing the stage script (no stage runs)."""
+    script = "\n".join(line for line in (recipe / "run.sh").read_text().splitlines()
+                       if "TEMPLATE/legonn.sh" not in line and not line.startswith("cd "))
+    script += "".join(f'\nprintf "%s\\0" "${{{n}:-}}"' for n in names)
+    out = subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, check=True).stdout
+    return dict(zip(names, out.split("\0")))

@@ -9,11 +9,12 @@ import re
 import yaml
 
 from legonn.config import resolve
-from test_three_module import RECIPE, recipe_variables
+from recipe_fixtures import recipe_variables
+from test_three_module import RECIPE
 
 
 def test_recipe_lists_the_low_resource_transfer():
-    variables = recipe_variables("experiments", "decodes", "relative", "feats_sets")
+    variables = {k: v.split() for k, v in recipe_variables(RECIPE, "experiments", "decodes", "relative", "feats_sets").items()}
     entries = dict(re.split(r"[:=]", e, maxsplit=1) for e in variables["experiments"])
     names = list(entries)
     for pct in (10, 30):

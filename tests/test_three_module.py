@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from recipe_fixtures import recipe_variables
 from test_asr_recipe import make_fixture_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,19 +202,10 @@ def test_three_modules_compose_decode_and_score(tree, monkeypatch, capsys):
     assert not Path("exp/bad").exists()
 
 
-def recipe_variables(*names: str) -> dict[str, list[str]]:
-    """The words of run.sh's variables as bash sets them (without running any stage)."""
-    script = "\n".join(line for line in (RECIPE / "run.sh").read_text().splitlines()
-                       if "TEMPLATE/legonn.sh" not in line and not line.startswith("cd "))
-    script += "".join(f'\nprintf "%s\\0" "${n}"' for n in names)
-    out = subprocess.run(["bash", "-c", script], cwd=RECIPE, capture_output=True, text=True, check=True).stdout
-    return {n: v.split() for n, v in zip(names, out.split("\0"))}
-
-
 def test_recipe_lists_the_three_module_system():
     """run.sh trains the pronunciation model, composes Table V's chains, fine-tunes, decodes and
     compares them with the baseline; the configs it names exist."""
-    variables = recipe_variables("experiments", "decodes", "relative")
+    variables = {k: v.split() for k, v in recipe_variables(RECIPE, "experiments", "decodes", "relative").items()}
     experiments = variables["experiments"]
     entries = dict(re.split(r"[:=]", e, maxsplit=1) for e in experiments)
     assert entries["asr_pron"] == "conf/train_asr_pron.yaml"

@@ -1,0 +1,38 @@
+"""Recipe-wide consistency: every trained experiment of a recipe keeps at least the $avg_num
+checkpoints stage 5 averages (otherwise `legonn average` refuses and the recipe stops there)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recipe_fixtures import recipe_variables
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted(p.parent for p in (ROOT / "egs").glob("*/*/run.sh"))
+
+
+def trainer_setting(recipe: Path, configs: list[str], key: str):
+    """The last value of trainer.<key> along a layered config list (files written by compose, such
+    as exp/<name>/finetune.yaml, set no trainer keep counts and are skipped when absent)."""
+    value = None
+    for conf in configs:
+        path = recipe / conf
+        if path.is_file():
+            value = (yaml.safe_load(path.read_text()) or {}).get("trainer", {}).get(key, value)
+    return value
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[f"{p.parent.name}/{p.name}" for p in RECIPES])
+def test_trained_experiments_keep_what_stage5_averages(recipe: Path):
+    variables = recipe_variables(recipe, "experiments", "avg_num", "avg_mode")
+    avg_num = int(variables["avg_num"] or 5)
+    key = "keep_last" if variables["avg_mode"] == "last" else "keep_best"
+    trained = [e.split(":", 1) for e in variables["experiments"].split() if not re.match(r"^[^:]*=", e)]
+    assert trained, f"{recipe}: no trained experiment found"
+    for name, confs in trained:
+        kept = trainer_setting(recipe, confs.split(","), key)
+        if kept is not None:
+            assert kept >= avg_num, f"{recipe.name}/{name}: trainer.{key} {kept} < avg_num {avg_num}"
