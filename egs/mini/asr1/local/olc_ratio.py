@@ -165,9 +165,10 @@ def main(argv=None) -> int:
         sub = (frames // 2) // 2
         n_en = len(sp_en.encode(en[utt]))
         if have_de:
-            n_de += len(sp_de.encode(de[utt]))
+            n_de_utt = len(sp_de.encode(de[utt]))
+            n_de += n_de_utt
             n_en_de += n_en
-        mt_len = args.mt_factor * (len(sp_de.encode(de[utt])) if have_de else n_en * args.de_en_ratio)
+        mt_len = args.mt_factor * (n_de_utt if have_de else n_en * args.de_en_ratio)
         rows.append((sub, n_en, mt_len))
     if not rows:
         print(f"olc_ratio.py: no utterances with utt2dur and text.en in {d}", file=sys.stderr)

@@ -61,11 +61,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-try:
-    from tqdm import tqdm
-except ImportError:  # pragma: no cover - tqdm is a legonn dependency
-    def tqdm(it=None, **kwargs):  # type: ignore
-        return it
+from tqdm import tqdm
+
+from legonn.fileio import write_atomic
 
 LOG = logging.getLogger("harvest")
 
@@ -1453,12 +1451,6 @@ def select_domain2(examples: Iterable[str], exclude: set, n: int, seed: int) -> 
     return kept, dict(stats)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 DOC_BLOCK = ("<!-- en_domain2: written by local/harvest.py --stage domain2 -->", "<!-- en_domain2: end -->")
 
 
@@ -1471,7 +1463,7 @@ def doc_block(text: str) -> Optional[str]:
 def write_doc(path: Path, text: str) -> None:
     """Write a document of the split stage, keeping the section --stage domain2 added to it."""
     block = doc_block(path.read_text(encoding="utf-8")) if path.exists() else None
-    _write_atomic(path, text.rstrip("\n") + "\n" + (f"\n{block}\n" if block else ""))
+    write_atomic(path, text.rstrip("\n") + "\n" + (f"\n{block}\n" if block else ""))
 
 
 def put_doc_block(path: Path, body: str) -> None:
@@ -1479,7 +1471,7 @@ def put_doc_block(path: Path, body: str) -> None:
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     block = f"{DOC_BLOCK[0]}\n{body.strip()}\n{DOC_BLOCK[1]}"
     old = doc_block(text)
-    _write_atomic(path, text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n")
+    write_atomic(path, text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n")
 
 
 def license_text(copyright_text: str) -> str:
@@ -1512,7 +1504,7 @@ def stage_domain2(download_dir: Path, out_dir: Path, seed: int, n: int) -> None:
     if not examples:
         raise RuntimeError(f"{deb.name}: no example sentences in usr/share/wordnet/data.*")
     sentences, stats = select_domain2(examples, corpus_english_keys(out_dir), n, seed)
-    _write_atomic(out_dir / DOMAIN2_FILE, "".join(s + "\n" for s in sentences))
+    write_atomic(out_dir / DOMAIN2_FILE, "".join(s + "\n" for s in sentences))
     LOG.info("domain2: %d examples -> %d usable -> %d written to %s", stats["examples"], stats["usable"],
              len(sentences), out_dir / DOMAIN2_FILE)
     lengths = sorted(len(s.split()) for s in sentences)
