@@ -12,6 +12,12 @@ The paper's content-free queries start out attending uniformly, so every output 
 the same average; over hundreds of speech frames a CTC loss on top can then sit on its
 all-blank plateau for a long time (measured on the mini ASR task, egs/mini/asr1). The prior is
 a fixed, soft bias: the attention can still move away from the diagonal.
+
+``queries`` (not in the paper either): ``positional`` (the paper's, the default) or
+``upsampled``, which adds to each positional query the encoder state at its proportional input
+place, (k + 1/2) T / K, so output positions differ in content from the first update, as in the
+up-sampling CTC translation models of Libovicky & Helcl (2018); cross-attention can still
+reorder.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from legonn.positional import LearnablePE, SinusoidalPE
 from legonn.transformer import TransformerCrossStack
 
 Factor = Union[float, int, str]
+QUERY_KINDS = ("positional", "upsampled")
 
 
 def parse_factor(factor: Factor) -> Fraction:
@@ -55,8 +62,12 @@ class OutputLengthController(nn.Module):
         dropout: float = 0.1,
         attention_dropout: float = 0.0,
         prior_width: Optional[float] = None,
+        queries: str = "positional",
     ):
         super().__init__()
+        if queries not in QUERY_KINDS:
+            raise ValueError(f"OLC queries must be one of {', '.join(QUERY_KINDS)}, got '{queries}'")
+        self.queries = queries
         if prior_width is not None and prior_width <= 0:
             raise ValueError(f"OLC prior_width must be positive, got {prior_width}")
         self.prior_width = prior_width
@@ -76,9 +87,19 @@ class OutputLengthController(nn.Module):
         out_lengths = self.output_lengths(lengths)
         k = int(out_lengths.max())
         queries = (self.sinusoidal(k) + self.learnable(k)).unsqueeze(0).expand(x.size(0), -1, -1)
+        if self.queries == "upsampled":
+            queries = queries + self.proportional_states(x, lengths, out_lengths, k)
         bias = self.alignment_prior(lengths, out_lengths, x.size(1), k) if self.prior_width else None
         h = self.blocks(queries, padding_mask(out_lengths, k), x, padding_mask(lengths, x.size(1)), memory_bias=bias)
         return h, out_lengths
+
+    @staticmethod
+    def proportional_states(x: torch.Tensor, lengths: torch.Tensor, out_lengths: torch.Tensor, k: int) -> torch.Tensor:
+        """(B, K, D): for output position k, the input state at floor((k + 1/2) T / K)."""
+        ratio = (lengths.float() / out_lengths.float())[:, None]
+        place = ((torch.arange(k, device=x.device).float()[None, :] + 0.5) * ratio).long()
+        place = torch.minimum(place, (lengths - 1).clamp(min=0)[:, None])
+        return x.gather(1, place.unsqueeze(-1).expand(-1, -1, x.size(-1)))
 
     def alignment_prior(self, lengths: torch.Tensor, out_lengths: torch.Tensor, t: int, k: int) -> torch.Tensor:
         """(B, 1, K, T) log-Gaussian bias centred on each output position's proportional input place."""

@@ -175,3 +175,46 @@ def test_alignment_prior_makes_each_output_read_its_own_stretch_at_initialisatio
             fractions.append((mass[lo:hi].sum() / mass.sum()).item())
         local[width] = sum(fractions) / len(fractions)
     assert local[None] < 0.45 and local[1.0] > 0.8, local
+
+
+def test_upsampled_queries_start_from_the_input_at_each_proportional_place():
+    x = torch.arange(2 * 5 * D, dtype=torch.float32).view(2, 5, D)
+    lengths = torch.tensor([5, 3])
+    olc = OutputLengthController(D, 2, 50, heads=2, d_ff=32, layers=1, dropout=0.0, queries="upsampled")
+    out_lengths = olc.output_lengths(lengths)
+    states = olc.proportional_states(x, lengths, out_lengths, int(out_lengths.max()))
+    # x2: outputs 2t and 2t+1 both read input t; the 3-frame item's padded outputs stay in range.
+    assert (states[0, :, 0] / D).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert (states[1, :6, 0] / D - 5).tolist() == [0, 0, 1, 1, 2, 2]
+    assert int(states[1, 6:, 0].max() / D - 5) <= 2
+    # down-sampling by 3 picks the middle frame of each group
+    lengths = torch.tensor([9])
+    down = OutputLengthController(D, "1/3", 50, heads=2, d_ff=32, layers=1, dropout=0.0, queries="upsampled")
+    x = torch.arange(9 * D, dtype=torch.float32).view(1, 9, D)
+    picked = down.proportional_states(x, lengths, down.output_lengths(lengths), 3)
+    assert (picked[0, :, 0] / D).tolist() == [1, 4, 7]
+
+
+def test_upsampled_queries_make_outputs_depend_on_their_own_input():
+    """At initialisation, output k of an x2 OLC with upsampled queries is mostly driven by input k/2."""
+    x = torch.randn(1, 20, D, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([20])
+    probe = torch.randn(D, generator=torch.Generator().manual_seed(2))
+    share = {}
+    for kind in ("positional", "upsampled"):
+        torch.manual_seed(1)
+        olc = OutputLengthController(D, 2, 50, heads=2, d_ff=32, layers=1, dropout=0.0, queries=kind).eval()
+        own = []
+        for k in range(0, 40, 4):
+            xi = x.clone().requires_grad_(True)
+            h, _ = olc(xi, lengths)
+            (h[0, k] * probe).sum().backward()
+            mass = xi.grad[0].norm(dim=-1)
+            own.append((mass[k // 2] / mass.sum()).item())
+        share[kind] = sum(own) / len(own)
+    assert share["positional"] < 0.15 and share["upsampled"] > 0.5, share
+
+
+def test_unknown_query_kind_is_refused():
+    with pytest.raises(ValueError, match="queries must be one of positional, upsampled"):
+        OutputLengthController(D, 2, 50, queries="copy")

@@ -36,3 +36,24 @@ def test_trained_experiments_keep_what_stage5_averages(recipe: Path):
         kept = trainer_setting(recipe, confs.split(","), key)
         if kept is not None:
             assert kept >= avg_num, f"{recipe.name}/{name}: trainer.{key} {kept} < avg_num {avg_num}"
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[f"{p.parent.name}/{p.name}" for p in RECIPES])
+def test_experiments_name_existing_configs_and_earlier_modules(recipe: Path):
+    """Every config a trained entry layers exists (compose's finetune.yaml excepted: stage 4 writes
+    it), and a composed entry or a config under exp/ uses only experiments listed above it."""
+    experiments = recipe_variables(recipe, "experiments")["experiments"].split()
+    seen: set[str] = set()
+    for entry in experiments:
+        composed = re.match(r"^([^:=]+)=(.+)$", entry)
+        name, parts = (composed.group(1), composed.group(2).split("+")) if composed else entry.split(":", 1)
+        if not composed:
+            parts = parts.split(",")
+            for conf in parts:
+                assert conf.startswith("exp/") or (recipe / conf).is_file(), f"{recipe.name}/{name}: no config {conf}"
+        for part in parts:
+            if part.startswith("exp/"):
+                used = part.split("/")[1]
+                assert used in seen, f"{recipe.parent.name}/{recipe.name}/{name}: uses {used} before it is listed"
+        assert name not in seen, f"{recipe.name}: experiment {name} listed twice"
+        seen.add(name)

@@ -13,26 +13,30 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Modularity stress tests (paper §III-E, Fig. 4, Table X): a second seed of the baseline, of
-# LegoNN WEmb and of LegoNN without CTC/OLC, and a De-En encoder trained alone; then swaps:
+# Modularity stress tests (paper §III-E, Fig. 4, Table X), at the demo's scale (256-piece BPEs,
+# 500-token batches, 2500 updates each; the swaps are measured against deen_lego_wemb_bpe256,
+# the demo's De-En model): a baseline in two seeds, a second seed of LegoNN WEmb, LegoNN
+# BeamConv, a De-En encoder trained alone, and LegoNN without CTC/OLC in two seeds; then swaps:
 # random seed (encoder of seed 2 + decoder of seed 1), architecture (the BeamConv model's
 # encoder + the WEmb decoder) and decoder plug (the lone encoder + the WEmb decoder).
 # (A LegoNN encoder + a baseline decoder is refused by compose: marginals vs hidden states.)
-stress_experiments="deen_baseline_seed2:conf/train_deen_baseline.yaml,conf/seed2.yaml
-deen_lego_wemb_seed2:conf/train_deen_lego_wemb.yaml,conf/seed2.yaml
-deen_enconly:conf/train_deen_enconly.yaml
-deen_lego_plain:conf/train_deen_lego_plain.yaml
-deen_lego_plain_seed2:conf/train_deen_lego_plain.yaml,conf/seed2.yaml
-swap_seed_baseline=exp/deen_baseline_seed2/modules/encoder+exp/deen_baseline/modules/decoder
-swap_seed_lego=exp/deen_lego_wemb_seed2/modules/encoder+exp/deen_lego_wemb/modules/decoder
-swap_arch_lego=exp/deen_lego_beamconv/modules/encoder+exp/deen_lego_wemb/modules/decoder
-plug_deen_lego=exp/deen_enconly/modules/encoder+exp/deen_lego_wemb/modules/decoder
-swap_seed_plain=exp/deen_lego_plain_seed2/modules/encoder+exp/deen_lego_plain/modules/decoder"
-stress_decodes="deen_lego_plain@deen_test swap_seed_baseline@deen_test swap_seed_lego@deen_test
-swap_arch_lego@deen_test plug_deen_lego@deen_test swap_seed_plain@deen_test"
-stress_relative="swap_seed_baseline@deen_test=deen_baseline swap_seed_lego@deen_test=deen_lego_wemb
-swap_arch_lego@deen_test=deen_lego_wemb plug_deen_lego@deen_test=deen_lego_wemb
-swap_seed_plain@deen_test=deen_lego_plain"
+stress_experiments="deen_baseline_bpe256:conf/train_deen_baseline_bpe256.yaml
+deen_baseline_bpe256_seed2:conf/train_deen_baseline_bpe256.yaml,conf/seed2.yaml
+deen_lego_wemb_bpe256_seed2:conf/train_deen_lego_wemb_bpe256.yaml,conf/seed2.yaml
+deen_lego_beamconv_bpe256:conf/train_deen_lego_beamconv_bpe256.yaml
+deen_enconly_bpe256:conf/train_deen_enconly_bpe256.yaml
+deen_lego_plain_bpe256:conf/train_deen_lego_plain_bpe256.yaml
+deen_lego_plain_bpe256_seed2:conf/train_deen_lego_plain_bpe256.yaml,conf/seed2.yaml
+swap_seed_baseline=exp/deen_baseline_bpe256_seed2/modules/encoder+exp/deen_baseline_bpe256/modules/decoder
+swap_seed_lego=exp/deen_lego_wemb_bpe256_seed2/modules/encoder+exp/deen_lego_wemb_bpe256/modules/decoder
+swap_arch_lego=exp/deen_lego_beamconv_bpe256/modules/encoder+exp/deen_lego_wemb_bpe256/modules/decoder
+plug_deen_lego=exp/deen_enconly_bpe256/modules/encoder+exp/deen_lego_wemb_bpe256/modules/decoder
+swap_seed_plain=exp/deen_lego_plain_bpe256_seed2/modules/encoder+exp/deen_lego_plain_bpe256/modules/decoder"
+stress_decodes="deen_baseline_bpe256@deen_test deen_lego_plain_bpe256@deen_test swap_seed_baseline@deen_test
+swap_seed_lego@deen_test swap_arch_lego@deen_test plug_deen_lego@deen_test swap_seed_plain@deen_test"
+stress_relative="swap_seed_baseline@deen_test=deen_baseline_bpe256 swap_seed_lego@deen_test=deen_lego_wemb_bpe256
+swap_arch_lego@deen_test=deen_lego_wemb_bpe256 plug_deen_lego@deen_test=deen_lego_wemb_bpe256
+swap_seed_plain@deen_test=deen_lego_plain_bpe256"
 
 # Data: local/data.sh unpacks ../corpus into data/{deen,roen}_{train,valid,test}.
 data_opts=""
