@@ -9,13 +9,14 @@ from typing import Any, Optional
 
 import yaml
 
-from legonn.artifact import load_module
+from legonn.artifact import LoadedModule, load_module
 from legonn.chain import Chain
 from legonn.checkpoint import LAST, load
 from legonn.config import fill_placeholders
 from legonn.data import ChainDataset, FeatureStream, TokenStream, stream_spec
 from legonn.errors import LegonnError
 from legonn.specaug import SpecAugment
+from legonn.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,32 @@ def stream_sizes(dataset: ChainDataset) -> dict[str, int]:
     return sizes
 
 
-def build_model(config: dict[str, Any], sizes: dict[str, int]) -> Chain:
+def stream_vocabs(dataset: ChainDataset) -> dict[str, Vocabulary]:
+    """The data's token vocabularies: 'input' (for a text input) and one per target name."""
+    vocabs = {name: s.vocab for name, s in dataset.targets.items()}
+    if isinstance(dataset.input, TokenStream):
+        vocabs["input"] = dataset.input.vocab
+    return vocabs
+
+
+def check_module_vocabularies(chain: Chain, name: str, loaded: LoadedModule, folder: str, vocabs: dict[str, Vocabulary]) -> None:
+    """A module started from an artifact must read and emit the data's very symbols: the same
+    number of pieces with other strings would load without complaint and silently mistrain."""
+    idx = chain.names.index(name)
+    expected = {
+        "input": vocabs.get("input") if idx == 0 else vocabs.get(chain.specs[idx - 1].target or ""),
+        "output": vocabs.get(chain.specs[idx].target or ""),
+    }
+    for side, data_vocab in expected.items():
+        module_vocab = getattr(loaded, f"{side}_vocab")
+        if module_vocab is not None and data_vocab is not None and module_vocab.checksum != data_vocab.checksum:
+            raise LegonnError(
+                f"trainer.init_modules.{name}: {folder} has another {side} vocabulary (sha256 {module_vocab.checksum[:12]}) "
+                f"than the data's {data_vocab.source} (sha256 {data_vocab.checksum[:12]})"
+            )
+
+
+def build_model(config: dict[str, Any], sizes: dict[str, int], vocabs: Optional[dict[str, Vocabulary]] = None) -> Chain:
     chain = Chain.from_specs(fill_placeholders(config["model"], sizes), config["optim"]["label_smoothing"])
     for name, folder in (config["trainer"].get("init_modules") or {}).items():
         if name not in chain.blocks:
@@ -61,6 +87,8 @@ def build_model(config: dict[str, Any], sizes: dict[str, int]) -> Chain:
         target = chain.blocks[name]
         if loaded.meta["type"] != target.spec_type or loaded.meta["conf"] != target.spec_conf:
             raise LegonnError(f"trainer.init_modules.{name}: {folder} has another architecture than module '{name}'")
+        if vocabs is not None:
+            check_module_vocabularies(chain, name, loaded, folder, vocabs)
         target.load_state_dict(loaded.module.state_dict())
         log.info("module '%s' starts from %s", name, folder)
     for name in config["trainer"].get("freeze") or []:
@@ -73,7 +101,8 @@ def build_model(config: dict[str, Any], sizes: dict[str, int]) -> Chain:
 def build_experiment(config: dict[str, Any], with_train: bool = True) -> Experiment:
     valid_set = open_dataset(config, "valid")
     train_set = open_dataset(config, "train") if with_train else None
-    model = build_model(config, stream_sizes(train_set or valid_set))
+    dataset = train_set or valid_set
+    model = build_model(config, stream_sizes(dataset), stream_vocabs(dataset))
     return Experiment(config, model, train_set, valid_set)
 
 

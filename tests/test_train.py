@@ -299,6 +299,26 @@ def test_init_modules_errors(corpus, tmp_path, exported_encoder):
         build_experiment(config)
 
 
+@pytest.mark.parametrize("side", ["input", "output"])
+def test_init_modules_refuses_a_module_whose_vocabulary_is_not_the_datas(corpus, tmp_path, exported_encoder, side):
+    """Same number of symbols, two of them swapped: the architecture check passes, the
+    vocabulary check does not (the encoder would read or emit the wrong pieces)."""
+    folder, _ = exported_encoder
+    name = {"input": "de.txt", "output": "en.txt"}[side]
+    tokens = (corpus / name).read_text(encoding="utf-8").split("\n")
+    tokens[-2], tokens[-3] = tokens[-3], tokens[-2]
+    shuffled = tmp_path / name
+    shuffled.write_text("\n".join(tokens), encoding="utf-8")
+    data = base_config(corpus)["data"]
+    if side == "input":
+        data["input"]["vocab"] = str(shuffled)
+    else:
+        data["targets"]["en"]["vocab"] = str(shuffled)
+    config = resolved(corpus, tmp_path, edit={"data": data, "trainer": {"init_modules": {"encoder": str(folder)}}})
+    with pytest.raises(LegonnError, match=f"init_modules.encoder: .* has another {side} vocabulary .* than the data's .*{name}"):
+        build_experiment(config)
+
+
 # --- learning-rate schedules ---------------------------------------------------------------
 
 
