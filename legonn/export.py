@@ -65,6 +65,9 @@ def export_modules(
         if getattr(module, "output_vocab_size", None) is not None and out_vocab is None:
             raise LegonnError(f"module '{spec.name}' has no target stream with a vocabulary: cannot record its interface")
         stats: dict[str, Any] = {"target": spec.target, "input_length": length_stats(lengths[i])}
+        target_spec = (config["data"].get("targets") or {}).get(spec.target) or {}
+        if target_spec.get("file"):  # the data-dir file its output was trained on: the reference to score it with
+            stats["target_file"] = target_spec["file"]
         ratio = None
         if i + 1 < len(lengths):
             stats["output_length"] = length_stats(lengths[i + 1])

@@ -177,6 +177,9 @@ def test_asr_recipe_end_to_end(recipe_tree: Path):
         assert (dec / "text").is_file() and (dec / "score.json").is_file()
         assert "wer" in json.loads((dec / "score.json").read_text())
     assert (asr / "exp" / "lego" / "decode_test" / "ctc_encoder" / "score.json").is_file()
+    # the encoder's best path is scored against what it learnt to emit (its .ref names text.en)
+    assert (asr / "exp" / "lego" / "decode_test" / "ctc_encoder.ref").read_text() == "text.en\n"
+    assert "--ref data/test/text.en --hyp exp/lego/decode_test/ctc_encoder.text" in proc.stderr
     results = (asr / "RESULTS.md").read_text()
     assert "lego" in results and "test_phn" in results
 

@@ -85,6 +85,8 @@ def test_decode_exp_dir_and_modules_agree_and_score(exported, tmp_path):
     assert (by_exp / "nbest").read_text() == (by_modules / "nbest").read_text()
     # the encoder's CTC best path is written too, identically
     assert (by_exp / "ctc_encoder.text").read_text() == (by_modules / "ctc_encoder.text").read_text()
+    # ... with the data file it is to be scored against: the encoder's training target
+    assert (by_exp / "ctc_encoder.ref").read_text() == (by_modules / "ctc_encoder.ref").read_text() == "text.en\n"
     assert not [p.name for p in by_exp.iterdir() if p.name.startswith(".")], "no temporary files left"
 
     proc = run_legonn("score", "--ref", f"{valid}/text.en", "--hyp", by_exp / "text", "--metric", "wer")

@@ -178,6 +178,9 @@ def test_three_modules_compose_decode_and_score(tree, monkeypatch, capsys):
     assert set(table(out / "text")) == set(table(Path("data/test/text")))
     assert set(table(out / "ctc_encoder.text")) == set(table(out / "ctc_pron.text")) == set(table(out / "text"))
     assert set(" ".join(table(out / "ctc_encoder.text").values()).split()) <= set(phn.tokens)
+    # Each best path names its reference: the recogniser's phonemes, the pronunciation model's English.
+    assert (out / "ctc_encoder.ref").read_text() == "text.phn\n"
+    assert (out / "ctc_pron.ref").read_text() == "text.en\n"
     assert cli.main(["score", "--ref", "data/test/text", "--hyp", str(out / "text"), "--out_dir", str(out),
                      "--metric", "wer", "--lowercase", "--remove_punct"]) == 0
     assert json.loads((out / "score.json").read_text())["n_utts"] == 4

@@ -174,8 +174,13 @@ if in_stage 8; then
         for ctc in "$dir"/ctc_*.text; do
             [[ -f "$ctc" ]] || continue
             module=$(basename "$ctc" .text)
+            # A module's best path is scored against the file it learnt to emit (decode names it
+            # in ctc_<module>.ref, e.g. text.phn), else against the recipe's reference.
+            ctc_ref=$ref_file
+            [[ -f $dir/$module.ref ]] && ctc_ref=$(<"$dir/$module.ref")
+            [[ -f data/$set/$ctc_ref ]] || ctc_ref=$ref_file
             # shellcheck disable=SC2086
-            run_stage 8 score "$name@$set.$module" legonn score --ref "data/$set/$ref_file" --hyp "$ctc" \
+            run_stage 8 score "$name@$set.$module" legonn score --ref "data/$set/$ctc_ref" --hyp "$ctc" \
                 --out_dir "$dir/$module" $score_opts
         done
     done

@@ -8,6 +8,7 @@ from legonn.data import ChainDataset, StreamSpec
 from legonn.decode import decode_dataset
 from legonn.distributed import DistInfo, device_for
 from legonn.errors import LegonnError
+from legonn.fileio import write_atomic
 
 
 def main(argv: list[str]) -> int:
@@ -40,12 +41,16 @@ def main(argv: list[str]) -> int:
         input_spec = StreamSpec(args.input_file or data["input"]["file"], data["input"].get("vocab"), data["input"].get("cmvn"))
         vocabs = {name: exp.valid_set.targets[spec.target].vocab for spec in model.specs
                   for name in [spec.name] if spec.target in exp.valid_set.targets}
+        target_files = {spec.name: data["targets"][spec.target]["file"] for spec in model.specs
+                        if spec.target in (data.get("targets") or {})}
     else:
         from legonn.artifact import assemble, input_spec as module_input_spec
 
         model, loaded = assemble(args.modules)
         input_spec = module_input_spec(loaded, args.input_file)
         vocabs = {spec.name: m.output_vocab for spec, m in zip(model.specs, loaded) if m.output_vocab is not None}
+        target_files = {spec.name: m.meta["extra"]["target_file"] for spec, m in zip(model.specs, loaded)
+                        if (m.meta.get("extra") or {}).get("target_file")}
 
     last = model.specs[-1].name
     output_vocab = vocabs.get(last)
@@ -59,5 +64,12 @@ def main(argv: list[str]) -> int:
     dataset = ChainDataset(args.data_dir, input_spec, {}, require_targets=False)
     files = decode_dataset(model, dataset, args.out_dir, output_vocab, ctc_vocabs, args.beam, args.nbest,
                            args.length_penalty, args.max_len_a, args.max_len_b, args.max_tokens, device)
+    # Which data-dir file each CTC best path is to be scored against (a phoneme module's is
+    # text.phn, not the words of the decoder's reference).
+    for name in ctc_vocabs:
+        if name in target_files:
+            ref = Path(args.out_dir) / f"ctc_{name}.ref"
+            write_atomic(ref, target_files[name] + "\n")
+            files.append(ref)
     print(f"decoded {len(dataset)} utterances -> {', '.join(str(Path(f)) for f in files)}")
     return 0
