@@ -38,12 +38,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
-from legonn.fileio import write_atomic
-
-
-def read_table(path: Path) -> dict[str, str]:
-    with open(path, encoding="utf-8") as f:
-        return {k: v for k, _, v in (line.rstrip("\n").partition(" ") for line in f if line.strip())}
+from legonn.errors import LegonnError
+from legonn.fileio import read_table, write_atomic
 
 
 def fbank_frames(seconds: float, rate: int = 16000) -> int:
@@ -218,4 +214,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except LegonnError as exc:  # a missing or malformed table: one line naming the file
+        sys.exit(f"olc_ratio.py: {exc}")
