@@ -43,7 +43,7 @@ class LegoDecoder(nn.Module):
         if kind is None:
             raise ValueError("decoder ingestor needs a 'type' (wemb, beamconv or hidden)")
         if INGESTORS.get(kind).input_kind == MARGINALS:
-            for key, value in (("heads", heads), ("d_ff", d_ff), ("dropout", dropout)):
+            for key, value in (("heads", heads), ("d_ff", d_ff), ("dropout", dropout), ("attention_dropout", attention_dropout)):
                 spec.setdefault(key, value)
         self.ingestor = INGESTORS.build(kind, spec, d_model=d_model)
         self.input_kind = self.ingestor.input_kind

@@ -23,7 +23,7 @@ from legonn.registry import FRONTENDS, INGESTORS, MODULES
 from legonn.transformer import TransformerEncoder
 
 
-def build_input_layer(spec: dict[str, Any], d_model: int, heads: int, d_ff: int, dropout: float) -> nn.Module:
+def build_input_layer(spec: dict[str, Any], d_model: int, heads: int, d_ff: int, dropout: float, attention_dropout: float = 0.0) -> nn.Module:
     spec = dict(spec)
     kind = spec.pop("type", None)
     if kind is None:
@@ -36,7 +36,7 @@ def build_input_layer(spec: dict[str, Any], d_model: int, heads: int, d_ff: int,
         close = difflib.get_close_matches(str(kind), known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise LegonnError(f"unknown module input type '{kind}' (known: {', '.join(known)}){hint}")
-    for key, value in (("heads", heads), ("d_ff", d_ff), ("dropout", dropout)):
+    for key, value in (("heads", heads), ("d_ff", d_ff), ("dropout", dropout), ("attention_dropout", attention_dropout)):
         spec.setdefault(key, value)
     return INGESTORS.build(kind, spec, d_model=d_model)
 
@@ -56,7 +56,7 @@ class LegoEncoder(nn.Module):
         ctc_vocab_size: Optional[int] = None,
     ):
         super().__init__()
-        self.input_layer = build_input_layer(input, d_model, heads, d_ff, dropout)
+        self.input_layer = build_input_layer(input, d_model, heads, d_ff, dropout, attention_dropout)
         self.input_kind = getattr(self.input_layer, "input_kind")
         self.input_vocab_size = input.get("vocab_size")
         self.d_model = d_model

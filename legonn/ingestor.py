@@ -26,7 +26,7 @@ class _ContextIngestor(nn.Module):
 
     input_kind = MARGINALS
 
-    def __init__(self, d_model: int, heads: int, d_ff: int, layers: int, dropout: float, rf: int):
+    def __init__(self, d_model: int, heads: int, d_ff: int, layers: int, dropout: float, rf: int, attention_dropout: float):
         super().__init__()
         if rf < 1 or rf % 2 == 0:
             raise ValueError(f"ingestor receptive field must be odd and >= 1, got {rf}")
@@ -34,7 +34,7 @@ class _ContextIngestor(nn.Module):
         self.scale = math.sqrt(d_model)
         self.pe = SinusoidalPE(d_model)
         self.dropout = nn.Dropout(dropout)
-        self.encoder = TransformerEncoder(d_model, heads, d_ff, layers, dropout) if layers else None
+        self.encoder = TransformerEncoder(d_model, heads, d_ff, layers, dropout, attention_dropout) if layers else None
 
     def _contextualise(self, h: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.dropout(h * self.scale + self.pe(h.size(1)))
@@ -46,9 +46,10 @@ class _ContextIngestor(nn.Module):
 @INGESTORS.register("wemb")
 class WEmbIngestor(_ContextIngestor):
     def __init__(
-        self, vocab_size: int, d_model: int, heads: int = 4, d_ff: int = 1024, layers: int = 3, rf: int = 1, dropout: float = 0.1
+        self, vocab_size: int, d_model: int, heads: int = 4, d_ff: int = 1024, layers: int = 3, rf: int = 1,
+        dropout: float = 0.1, attention_dropout: float = 0.0,
     ):
-        super().__init__(d_model, heads, d_ff, layers, dropout, rf)
+        super().__init__(d_model, heads, d_ff, layers, dropout, rf, attention_dropout)
         self.vocab_size = vocab_size
         self.conv = nn.Conv1d(vocab_size, d_model, rf, padding=rf // 2, bias=False)
         nn.init.normal_(self.conv.weight, std=d_model**-0.5)
@@ -72,8 +73,9 @@ class BeamConvIngestor(_ContextIngestor):
         layers: int = 3,
         rf: int = 1,
         dropout: float = 0.1,
+        attention_dropout: float = 0.0,
     ):
-        super().__init__(d_model, heads, d_ff, layers, dropout, rf)
+        super().__init__(d_model, heads, d_ff, layers, dropout, rf, attention_dropout)
         if beam > vocab_size:
             raise ValueError(f"beamconv beam {beam} exceeds the vocabulary size {vocab_size}")
         self.vocab_size, self.beam = vocab_size, beam

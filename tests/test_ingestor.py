@@ -125,3 +125,28 @@ def test_even_or_nonpositive_receptive_field_is_refused(rf):
 
     with pytest.raises(LegonnError, match="receptive field"):
         build_module("lego_decoder", {**TINY, "vocab_size": V_OUT, "ingestor": {"type": "wemb", "vocab_size": V_MID, "rf": rf}})
+
+
+@pytest.mark.parametrize("kind", ["wemb", "beamconv"])
+def test_ingestor_attention_dropout_follows_the_decoder_unless_set(kind):
+    """Paper Table XII trains the ingestors with attention dropout 0.15: the decoder's own
+    attention_dropout reaches its ingestor's layers, and the ingestor may set another."""
+    extra = {"beam": 3, "embed_dim": 4} if kind == "beamconv" else {}
+
+    def ingestor_rates(decoder_conf: dict, ingestor_conf: dict) -> set[float]:
+        dec = build_module("lego_decoder", {**TINY, **decoder_conf, "vocab_size": V_OUT,
+                                            "ingestor": {"type": kind, "vocab_size": V_MID, **extra, **ingestor_conf}})
+        return {m.dropout for m in dec.ingestor.modules() if type(m).__name__ == "MultiHeadAttention"}
+
+    assert ingestor_rates({}, {}) == {0.0}
+    assert ingestor_rates({"attention_dropout": 0.15}, {}) == {0.15}
+    assert ingestor_rates({"attention_dropout": 0.15}, {"attention_dropout": 0.3}) == {0.3}
+    # ... and it acts: two training-mode passes differ, evaluation passes agree
+    dec = build_module("lego_decoder", {**TINY, "vocab_size": V_OUT, "ingestor": {
+        "type": kind, "vocab_size": V_MID, "attention_dropout": 0.5, **extra}})
+    log_probs = torch.randn(2, 6, V_MID).log_softmax(-1)
+    lengths = torch.tensor([6, 4])
+    dec.train()
+    assert not torch.equal(dec.ingestor(log_probs, lengths)[0], dec.ingestor(log_probs, lengths)[0])
+    dec.eval()
+    assert torch.equal(dec.ingestor(log_probs, lengths)[0], dec.ingestor(log_probs, lengths)[0])
