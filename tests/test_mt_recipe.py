@@ -127,3 +127,26 @@ def test_mt_recipe_end_to_end(recipe_tree: Path):
     # A finished recipe re-runs as a no-op; --stage N alone works because variables are set before stages.
     again = run(mt, *args, "--stage", "4", "--stop_stage", "4")
     assert again.returncode == 0 and "already done" in again.stderr
+
+
+@pytest.mark.parametrize("conf", sorted(p.name for p in (RECIPE / "conf").glob("train_*.yaml")))
+def test_recipe_configs_build_and_run(conf):
+    """The real configs resolve, build and run a forward pass; a LegoNN encoder's OLC sets the
+    interface length the way its config says (x2 over the source pieces, capped)."""
+    import torch
+
+    from legonn.config import resolve
+    from legonn.experiment import build_model
+
+    config = resolve(RECIPE / "conf" / conf)
+    assert Path(config["data"]["input"]["vocab"]).parent == Path("data/lang")
+    model = build_model(config, {"vocab:input": 260, "vocab:en": 260})
+    model.eval()
+    lengths = torch.tensor([30, 17])
+    with torch.no_grad():
+        outputs = model.encode(torch.randint(3, 260, (2, 30)), lengths)
+    encoder = model.blocks["encoder"]
+    olc = getattr(encoder, "olc", None)
+    if olc is not None:
+        assert outputs[0].lengths.tolist() == [min(60, olc.max_len), min(34, olc.max_len)]
+        assert outputs[0].log_probs.shape[:2] == (2, 60)

@@ -48,6 +48,24 @@ asr_lowres_plug_${pct}pct=exp/asr_enconly_${pct}pct/modules/encoder+exp/asr_lego
     lowres_decodes+=" asr_baseline_${pct}pct@test asr_enconly_${pct}pct@test asr_lowres_plug_${pct}pct@test"
     lowres_relative+=" asr_enconly_${pct}pct@test=asr_baseline_${pct}pct asr_lowres_plug_${pct}pct@test=asr_baseline_${pct}pct"
 done
+# Modularity stress tests (paper §III-E, Fig. 4, Table X), as ../mt1's: a second seed of the
+# baseline, of LegoNN WEmb and of LegoNN without the encoder CTC, LegoNN BeamConv; swaps: random
+# seed (encoder of seed 2 + decoder of seed 1), architecture (the BeamConv model's encoder + the
+# WEmb decoder) and decoder plug (the encoder-only model + the WEmb model's decoder).
+stress_experiments="asr_baseline_seed2:conf/train_asr_baseline.yaml,conf/seed2.yaml
+asr_lego_wemb_seed2:conf/train_asr_lego_wemb.yaml,conf/seed2.yaml
+asr_lego_beamconv:conf/train_asr_lego_beamconv.yaml
+asr_lego_plain:conf/train_asr_lego_plain.yaml
+asr_lego_plain_seed2:conf/train_asr_lego_plain.yaml,conf/seed2.yaml
+asr_swap_seed_baseline=exp/asr_baseline_seed2/modules/encoder+exp/asr_baseline/modules/decoder
+asr_swap_seed_lego=exp/asr_lego_wemb_seed2/modules/encoder+exp/asr_lego_wemb/modules/decoder
+asr_swap_arch_lego=exp/asr_lego_beamconv/modules/encoder+exp/asr_lego_wemb/modules/decoder
+asr_plug_lego=exp/asr_enconly/modules/encoder+exp/asr_lego_wemb/modules/decoder
+asr_swap_seed_plain=exp/asr_lego_plain_seed2/modules/encoder+exp/asr_lego_plain/modules/decoder"
+stress_decodes="asr_lego_plain@test asr_swap_seed_baseline@test asr_swap_seed_lego@test asr_swap_arch_lego@test
+asr_plug_lego@test asr_swap_seed_plain@test"
+stress_relative="asr_swap_seed_baseline@test=asr_baseline asr_swap_seed_lego@test=asr_lego_wemb
+asr_swap_arch_lego@test=asr_lego_wemb asr_plug_lego@test=asr_lego_wemb asr_swap_seed_plain@test=asr_lego_plain"
 # In order: exp_name:config[,config] (trained) or exp_name=module+module (composed);
 # exp dirs are named here, never derived from options.
 experiments="asr_baseline:conf/train_asr_baseline.yaml
@@ -60,17 +78,20 @@ asr_pron:conf/train_asr_pron.yaml
 asr_phn_pron=exp/asr_phn/modules/encoder+exp/asr_pron/modules/pron
 asr_three=exp/asr_phn/modules/encoder+exp/asr_pron/modules/pron+$mt_decoder
 asr_three_ft:exp/asr_three/finetune.yaml,conf/finetune_asr_three.yaml
-$lowres_experiments"
+$lowres_experiments
+$stress_experiments"
 avg_num=5
 # Table V's rows: asr_pron@test (the second domain's recogniser + pronunciation model on this test
 # set), asr_phn_pron@test (this data's recogniser + that pronunciation model, CTC output), asr_three.
 decodes="asr_baseline@test asr_lego_wemb@test asr_enconly@test asr_phn@test_phn asr_plug@test asr_plug_ft@test
 asr_pron@test asr_phn_pron@test asr_three@test asr_three_ft@test
-$lowres_decodes"
+$lowres_decodes
+$stress_decodes"
 # The modularity table of stage 8 (WER compared as word accuracy, 100 % = the baseline).
 relative="asr_lego_wemb@test=asr_baseline asr_enconly@test=asr_baseline asr_plug@test=asr_baseline asr_plug_ft@test=asr_baseline
 asr_pron@test=asr_baseline asr_phn_pron@test=asr_baseline asr_three@test=asr_baseline asr_three_ft@test=asr_baseline
-$lowres_relative"
+$lowres_relative
+$stress_relative"
 decode_opts="--beam 20 --length_penalty 1.0"   # paper's ASR setting
 ref_file=text
 # WER on what is audible: case and punctuation are not (the models still write them).
