@@ -57,3 +57,27 @@ def test_experiments_name_existing_configs_and_earlier_modules(recipe: Path):
                 assert used in seen, f"{recipe.parent.name}/{recipe.name}/{name}: uses {used} before it is listed"
         assert name not in seen, f"{recipe.name}: experiment {name} listed twice"
         seen.add(name)
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[f"{p.parent.name}/{p.name}" for p in RECIPES])
+def test_run_sh_exits_on_the_line_that_runs_the_stages(recipe: Path):
+    """bash reads a running script as it goes: a run.sh edited while its stages run (adding an
+    experiment, say) would hand the shell half a line when they return, unless that line exits."""
+    code = [line for line in (recipe / "run.sh").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert code[-1] == '. ../../TEMPLATE/legonn.sh "$@"; exit', f"{recipe}/run.sh ends with {code[-1]!r}"
+
+
+def test_running_recipe_survives_an_edit_of_its_run_sh(tmp_path: Path):
+    """The behaviour the rule above relies on, shown on a two-line script."""
+    import subprocess
+    import time
+
+    (tmp_path / "stages.sh").write_text("sleep 1\necho stages-done\n")
+    script = tmp_path / "run.sh"
+    script.write_text("x=1\n. ./stages.sh; exit\n")
+    proc = subprocess.Popen(["bash", "run.sh"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.4)
+    with open(script, "w") as f:  # rewritten in place, as many editors and scripts do
+        f.write("# a longer header shifts every byte of the file\nx=1\necho RERUN\n. ./stages.sh; exit\n")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and out == "stages-done\n", out

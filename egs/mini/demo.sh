@@ -16,6 +16,9 @@
 #
 # Each recipe writes RESULTS.<mode>.md and this script the combined RESULTS.<mode>.md here.
 set -euo pipefail
+# The body is one { ... } group: bash parses it whole before running it, so editing this file
+# while a demo runs cannot feed the running shell half a line.
+{
 cd "$(dirname "$0")"
 
 mode=demo
@@ -113,3 +116,5 @@ log "plugging the De-En decoder onto the Ro-En and ASR encoders (no fine-tuning)
     --decodes "$asr@test $asr_plug@test" \
     --results_title "Mini ASR, $mode mode")
 python local/demo_table.py --mode "$mode" --out "RESULTS.$mode.md"
+exit
+}

@@ -48,4 +48,6 @@ ref_file=text
 score_opts="--metric wer"
 results_title="Europarl-ST English ASR"
 
-. ../../TEMPLATE/legonn.sh "$@"
+# "; exit" on the same line: bash reads a running script as it goes, so without it an edit
+# made to this file while the recipe runs would be read (half a line) once the stages return.
+. ../../TEMPLATE/legonn.sh "$@"; exit

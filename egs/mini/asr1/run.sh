@@ -98,4 +98,6 @@ ref_file=text
 score_opts="--metric wer --lowercase --remove_punct"
 results_title="Mini ASR (synthesised English speech)"
 
-. ../../TEMPLATE/legonn.sh "$@"
+# "; exit" on the same line: bash reads a running script as it goes, so without it an edit
+# made to this file while the recipe runs would be read (half a line) once the stages return.
+. ../../TEMPLATE/legonn.sh "$@"; exit

@@ -35,4 +35,6 @@ ref_file=text
 score_opts="--metric wer"
 results_title="Switchboard 300 h (HUB5 Eval2000)"
 
-. ../../TEMPLATE/legonn.sh "$@"
+# "; exit" on the same line: bash reads a running script as it goes, so without it an edit
+# made to this file while the recipe runs would be read (half a line) once the stages return.
+. ../../TEMPLATE/legonn.sh "$@"; exit

@@ -36,4 +36,6 @@ ref_file=text
 score_opts="--metric wer"   # on *_phn sets: the phoneme error rate
 results_title="TED-LIUM 3"
 
-. ../../TEMPLATE/legonn.sh "$@"
+# "; exit" on the same line: bash reads a running script as it goes, so without it an edit
+# made to this file while the recipe runs would be read (half a line) once the stages return.
+. ../../TEMPLATE/legonn.sh "$@"; exit

@@ -80,4 +80,6 @@ ref_file=text                  # local/data.sh writes each valid/test set's targ
 score_opts="--metric bleu --compound_split"
 results_title="WMT MT (tasks: $tasks)"
 
-. ../../TEMPLATE/legonn.sh "$@"
+# "; exit" on the same line: bash reads a running script as it goes, so without it an edit
+# made to this file while the recipe runs would be read (half a line) once the stages return.
+. ../../TEMPLATE/legonn.sh "$@"; exit
