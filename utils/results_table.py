@@ -7,8 +7,9 @@ chrF, then the CTC best path of each module (the paper's per-module interface sc
 With --relative "<exp>@<set>=<reference exp> ...", a modularity table (paper §III-E, Fig. 4):
 each swapped or plugged model's score as a percentage of its unswapped reference on the same
 test set (rows whose decodes are not among --decodes are left out). BLEU is compared directly; WER as word accuracy (100 - WER, floored at 0), so that
-100 % means "as good as the reference" and 0 % "nothing right" for both. --relative_plot draws
-the percentages as bars.
+100 % means "as good as the reference" and 0 % "nothing right" for both. MT rows add chrF's
+percentage, steadier than BLEU's when the models are weak (a few BLEU points). --relative_plot
+draws the percentages as bars.
 """
 import argparse
 import json
@@ -33,21 +34,31 @@ def quality(score: dict) -> tuple[str, float]:
     return "WER", max(0.0, 100.0 - score["wer"]["score"])
 
 
+def parse_relative(item: str) -> tuple[str, str, str]:
+    """'<exp>@<set>=<reference exp>' -> (exp, set, reference)."""
+    decode, eq, reference = item.partition("=")
+    name, at, test_set = decode.partition("@")
+    if not (eq and at and name and test_set and reference):
+        raise SystemExit(f"results_table: --relative entry '{item}' is not <exp>@<set>=<reference exp>")
+    return name, test_set, reference
+
+
 def relative_rows(spec: str) -> list[dict]:
     rows = []
     for item in spec.split():
-        decode, eq, reference = item.partition("=")
-        name, at, test_set = decode.partition("@")
-        if not (eq and at and name and test_set and reference):
-            raise SystemExit(f"results_table: --relative entry '{item}' is not <exp>@<set>=<reference exp>")
+        name, test_set, reference = parse_relative(item)
         score, ref = read_score(name, test_set), read_score(reference, test_set)
         metric, value = quality(score)
         _, ref_value = quality(ref)
         raw = score[metric.lower()]["score"]
         ref_raw = ref[metric.lower()]["score"]
         percent = 100.0 * value / ref_value if ref_value > 0 else float("nan")
+        chrf = None
+        if "chrf" in score and "chrf" in ref:
+            ref_chrf = ref["chrf"]["score"]
+            chrf = 100.0 * score["chrf"]["score"] / ref_chrf if ref_chrf > 0 else float("nan")
         rows.append({"name": name, "set": test_set, "reference": reference, "metric": metric,
-                     "score": raw, "ref_score": ref_raw, "percent": percent})
+                     "score": raw, "ref_score": ref_raw, "percent": percent, "chrf_percent": chrf})
     return rows
 
 
@@ -57,12 +68,13 @@ def relative_table(rows: list[dict]) -> list[str]:
         "",
         "100 % = the reference model's own score on the same test set (WER compared as word accuracy).",
         "",
-        "| model | test set | reference | metric | score | reference score | relative % |",
-        "|---|---|---|---|---|---|---|",
+        "| model | test set | reference | metric | score | reference score | relative % | chrF relative % |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        chrf = "-" if r["chrf_percent"] is None else f"{r['chrf_percent']:.1f}"
         lines.append(f"| {r['name']} | {r['set']} | {r['reference']} | {r['metric']} | {r['score']:.2f} | "
-                     f"{r['ref_score']:.2f} | {r['percent']:.1f} |")
+                     f"{r['ref_score']:.2f} | {r['percent']:.1f} | {chrf} |")
     return lines
 
 
@@ -72,12 +84,25 @@ def plot_relative(rows: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(rows) + 2), 4))
+    def finite(v: float) -> float:
+        return 0.0 if v != v else v
+
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(rows) + 2), 4))
     labels = [f"{r['name']}\n({r['set']})" for r in rows]
-    values = [0.0 if r["percent"] != r["percent"] else r["percent"] for r in rows]
-    bars = ax.bar(range(len(rows)), values, color=["tab:blue" if v >= 50 else "tab:red" for v in values])
-    for bar, v in zip(bars, values):
-        ax.text(bar.get_x() + bar.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=8)
+    with_chrf = any(r["chrf_percent"] is not None for r in rows)
+    width = 0.4 if with_chrf else 0.8
+    series = [("headline metric (BLEU, or word accuracy)", [finite(r["percent"]) for r in rows], 0.0)]
+    if with_chrf:
+        series = [(series[0][0], series[0][1], -width / 2),
+                  ("chrF", [finite(r["chrf_percent"]) if r["chrf_percent"] is not None else 0.0 for r in rows], width / 2)]
+    for label, values, shift in series:
+        bars = ax.bar([i + shift for i in range(len(rows))], values, width, label=label,
+                      color=["tab:blue" if v >= 50 else "tab:red" for v in values],
+                      alpha=1.0 if shift <= 0 else 0.55, edgecolor="black", linewidth=0.3)
+        for bar, v in zip(bars, values):
+            ax.text(bar.get_x() + bar.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=7)
+    if with_chrf:
+        ax.legend(fontsize=7, loc="upper right")
     ax.axhline(100, color="grey", linestyle="--", linewidth=1)
     ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("% of the unswapped model")
@@ -126,8 +151,8 @@ def main() -> int:
     listed = set(args.decodes.split())
     relative = []
     for item in args.relative.split():
-        decode, _, reference = item.partition("=")
-        if decode in listed and f"{reference}@{decode.partition('@')[2]}" in listed:
+        name, test_set, reference = parse_relative(item)  # a malformed entry is an error even when left out
+        if f"{name}@{test_set}" in listed and f"{reference}@{test_set}" in listed:
             relative.append(item)
         else:
             print(f"results_table: modularity row '{item}' left out (its decodes are not in --decodes)", file=sys.stderr)
