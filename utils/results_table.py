@@ -101,8 +101,14 @@ def plot_relative(rows: list[dict], out: Path) -> None:
                       alpha=1.0 if shift <= 0 else 0.55, edgecolor="black", linewidth=0.3)
         for bar, v in zip(bars, values):
             ax.text(bar.get_x() + bar.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=7)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor="tab:blue", label=series[0][0]), Patch(facecolor="tab:red", label="below 50 %")]
     if with_chrf:
-        ax.legend(fontsize=7, loc="upper right")
+        handles.insert(1, Patch(facecolor="tab:blue", alpha=0.55, label="chrF"))
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
+    top = max(max(values) for _, values, _ in series)
+    ax.set_ylim(0, max(120.0, top * 1.25))  # room for the labels and the legend
     ax.axhline(100, color="grey", linestyle="--", linewidth=1)
     ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("% of the unswapped model")
