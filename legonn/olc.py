@@ -96,15 +96,21 @@ class OutputLengthController(nn.Module):
     @staticmethod
     def proportional_states(x: torch.Tensor, lengths: torch.Tensor, out_lengths: torch.Tensor, k: int) -> torch.Tensor:
         """(B, K, D): for output position k, the input state at floor((k + 1/2) T / K)."""
-        ratio = (lengths.float() / out_lengths.float())[:, None]
-        place = ((torch.arange(k, device=x.device).float()[None, :] + 0.5) * ratio).long()
-        place = torch.minimum(place, (lengths - 1).clamp(min=0)[:, None])
+        _, places = proportional_places(lengths, out_lengths, k)
+        place = torch.minimum(places.long(), (lengths - 1).clamp(min=0)[:, None])
         return x.gather(1, place.unsqueeze(-1).expand(-1, -1, x.size(-1)))
 
     def alignment_prior(self, lengths: torch.Tensor, out_lengths: torch.Tensor, t: int, k: int) -> torch.Tensor:
         """(B, 1, K, T) log-Gaussian bias centred on each output position's proportional input place."""
-        ratio = (lengths.float() / out_lengths.float())[:, None, None]  # input positions per output
-        centre = (torch.arange(k, device=lengths.device).float()[None, :, None] + 0.5) * ratio - 0.5
+        ratio, places = proportional_places(lengths, out_lengths, k)
+        centre = places[:, :, None] - 0.5  # input frame t spans [t, t + 1): the frame centred on the place
         inputs = torch.arange(t, device=lengths.device).float()[None, None, :]
-        width = self.prior_width * ratio.clamp(min=1.0)
+        width = self.prior_width * ratio[:, :, None].clamp(min=1.0)
         return (-0.5 * ((inputs - centre) / width) ** 2).unsqueeze(1)
+
+
+def proportional_places(lengths: torch.Tensor, out_lengths: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ratio (B, 1) input positions per output, places (B, K) = (k + 1/2) T / K): where each output
+    position sits on the input axis; the upsampled queries and the alignment prior both use it."""
+    ratio = (lengths.float() / out_lengths.float())[:, None]
+    return ratio, (torch.arange(k, device=lengths.device).float()[None, :] + 0.5) * ratio
