@@ -43,20 +43,22 @@ def parse_relative(item: str) -> tuple[str, str, str]:
     return name, test_set, reference
 
 
-def relative_rows(spec: str) -> list[dict]:
+def share(value: float, reference: float) -> float:
+    """value as a percentage of reference (NaN when the reference scored nothing)."""
+    return 100.0 * value / reference if reference > 0 else float("nan")
+
+
+def relative_rows(entries: list[tuple[str, str, str]]) -> list[dict]:
+    """One row per (exp, set, reference exp)."""
     rows = []
-    for item in spec.split():
-        name, test_set, reference = parse_relative(item)
+    for name, test_set, reference in entries:
         score, ref = read_score(name, test_set), read_score(reference, test_set)
         metric, value = quality(score)
         _, ref_value = quality(ref)
         raw = score[metric.lower()]["score"]
         ref_raw = ref[metric.lower()]["score"]
-        percent = 100.0 * value / ref_value if ref_value > 0 else float("nan")
-        chrf = None
-        if "chrf" in score and "chrf" in ref:
-            ref_chrf = ref["chrf"]["score"]
-            chrf = 100.0 * score["chrf"]["score"] / ref_chrf if ref_chrf > 0 else float("nan")
+        percent = share(value, ref_value)
+        chrf = share(score["chrf"]["score"], ref["chrf"]["score"]) if "chrf" in score and "chrf" in ref else None
         rows.append({"name": name, "set": test_set, "reference": reference, "metric": metric,
                      "score": raw, "ref_score": ref_raw, "percent": percent, "chrf_percent": chrf})
     return rows
@@ -89,25 +91,25 @@ def plot_relative(rows: list[dict], out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(rows) + 2), 4))
     labels = [f"{r['name']}\n({r['set']})" for r in rows]
-    with_chrf = any(r["chrf_percent"] is not None for r in rows)
-    width = 0.4 if with_chrf else 0.8
-    series = [("headline metric (BLEU, or word accuracy)", [finite(r["percent"]) for r in rows], 0.0)]
-    if with_chrf:
-        series = [(series[0][0], series[0][1], -width / 2),
-                  ("chrF", [finite(r["chrf_percent"]) if r["chrf_percent"] is not None else 0.0 for r in rows], width / 2)]
-    for label, values, shift in series:
-        bars = ax.bar([i + shift for i in range(len(rows))], values, width, label=label,
-                      color=["tab:blue" if v >= 50 else "tab:red" for v in values],
-                      alpha=1.0 if shift <= 0 else 0.55, edgecolor="black", linewidth=0.3)
-        for bar, v in zip(bars, values):
-            ax.text(bar.get_x() + bar.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=7)
     from matplotlib.patches import Patch
 
-    handles = [Patch(facecolor="tab:blue", label=series[0][0]), Patch(facecolor="tab:red", label="below 50 %")]
-    if with_chrf:
-        handles.insert(1, Patch(facecolor="tab:blue", alpha=0.55, label="chrF"))
+    # One bar per metric and row: the headline metric, then chrF (lighter) where the rows have it.
+    series = [("headline metric (BLEU, or word accuracy)", [finite(r["percent"]) for r in rows])]
+    if any(r["chrf_percent"] is not None for r in rows):
+        series.append(("chrF", [0.0 if r["chrf_percent"] is None else finite(r["chrf_percent"]) for r in rows]))
+    width = 0.8 / len(series)
+    handles = []
+    for n, (label, values) in enumerate(series):
+        alpha = 1.0 if n == 0 else 0.55
+        shift = (n - (len(series) - 1) / 2) * width
+        bars = ax.bar([i + shift for i in range(len(rows))], values, width, alpha=alpha, edgecolor="black",
+                      linewidth=0.3, color=["tab:blue" if v >= 50 else "tab:red" for v in values])
+        for bar, v in zip(bars, values):
+            ax.text(bar.get_x() + bar.get_width() / 2, v + 1, f"{v:.0f}", ha="center", fontsize=7)
+        handles.append(Patch(facecolor="tab:blue", alpha=alpha, label=label))
+    handles.append(Patch(facecolor="tab:red", label="below 50 %"))
     ax.legend(handles=handles, fontsize=7, loc="upper left")
-    top = max(max(values) for _, values, _ in series)
+    top = max(max(values) for _, values in series)
     ax.set_ylim(0, max(120.0, top * 1.25))  # room for the labels and the legend
     ax.axhline(100, color="grey", linestyle="--", linewidth=1)
     ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
@@ -159,11 +161,11 @@ def main() -> int:
     for item in args.relative.split():
         name, test_set, reference = parse_relative(item)  # a malformed entry is an error even when left out
         if f"{name}@{test_set}" in listed and f"{reference}@{test_set}" in listed:
-            relative.append(item)
+            relative.append((name, test_set, reference))
         else:
             print(f"results_table: modularity row '{item}' left out (its decodes are not in --decodes)", file=sys.stderr)
     if relative:
-        rows = relative_rows(" ".join(relative))
+        rows = relative_rows(relative)
         lines += ["", *relative_table(rows)]
         if args.relative_plot:
             plot_relative(rows, Path(args.relative_plot))
