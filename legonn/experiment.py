@@ -66,8 +66,8 @@ def check_module_vocabularies(chain: Chain, name: str, loaded: LoadedModule, fol
     number of pieces with other strings would load without complaint and silently mistrain."""
     idx = chain.names.index(name)
     expected = {
-        "input": vocabs.get("input") if idx == 0 else vocabs.get(chain.specs[idx - 1].target or ""),
-        "output": vocabs.get(chain.specs[idx].target or ""),
+        "input": vocabs.get("input") if idx == 0 else vocabs.get(chain.specs[idx - 1].target),
+        "output": vocabs.get(chain.specs[idx].target),
     }
     for side, data_vocab in expected.items():
         module_vocab = getattr(loaded, f"{side}_vocab")

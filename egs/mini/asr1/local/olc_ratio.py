@@ -141,9 +141,7 @@ def main(argv=None) -> int:
         import yaml
 
         model = yaml.safe_load(Path(args.mt_config).read_text(encoding="utf-8"))["model"]
-        spec = str(model[0]["conf"]["olc"]["factor"])
-        num, _, den = spec.partition("/")
-        args.mt_factor = float(Fraction(num) / Fraction(den or "1"))
+        args.mt_factor = float(factor_value(model[0]["conf"]["olc"]["factor"]))
     d = Path(args.data_dir)
     dur = {k: float(v) for k, v in read_table(d / "utt2dur").items()}
     en = read_table(d / "text.en")
@@ -171,9 +169,8 @@ def main(argv=None) -> int:
         return 1
     factor = sum(r[2] for r in rows) / sum(r[0] for r in rows)
     chosen = simple_fraction(factor)
-    num, _, den = chosen.partition("/")
-    fc = Fraction(num) / Fraction(den or "1")
-    out_len = [math.ceil(r[0] * fc) for r in rows]
+    chosen_value = factor_value(chosen)
+    out_len = [math.ceil(r[0] * chosen_value) for r in rows]
     result = {
         "data_dir": str(d),
         "utterances": len(rows),
