@@ -3,6 +3,16 @@
 Every key outside ``model`` must exist in DEFAULTS, so a typo is an error, not a silent default.
 Model conf values ``vocab:<stream>`` and ``dim:input`` are filled from the data, as ESPnet fills
 vocabulary sizes from its token lists.
+
+A config file may name others it builds on (``base: train_lego.yaml``, or a list; paths relative
+to the file), which are resolved first. Its ``model`` is then either a full module list, which
+replaces the base's, or a mapping ``{module name: changes}`` that edits the base's modules by
+name (nested mappings merge, other values replace), so a variant states only what differs:
+
+    base: train_deen_lego_wemb.yaml
+    model:
+      encoder: {conf: {olc: {queries: upsampled}}}
+    trainer: {max_steps: 1200}
 """
 from __future__ import annotations
 
@@ -100,6 +110,9 @@ def _merge(base: dict, update: dict, where: str, source: str) -> dict:
     out = copy.deepcopy(base)
     for key, value in update.items():
         path = f"{where}.{key}" if where else key
+        if path == "model" and isinstance(value, dict):
+            out[key] = _edit_modules(base[key], value, source)
+            continue
         if key not in base:
             close = difflib.get_close_matches(key, list(base), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -109,6 +122,44 @@ def _merge(base: dict, update: dict, where: str, source: str) -> dict:
         else:
             out[key] = value
     return out
+
+
+def _edit_modules(modules: list, edits: dict, source: str) -> list:
+    """Apply ``model: {name: changes}`` to the module list of the layers below."""
+    out = copy.deepcopy(modules)
+    by_name = {module.get("name"): module for module in out}
+    for name, changes in edits.items():
+        if name not in by_name:
+            known = ", ".join(str(n) for n in by_name) or "none"
+            raise LegonnError(f"{source}: model edits module '{name}', but the base config has no such module (modules: {known})")
+        if not isinstance(changes, dict):
+            raise LegonnError(f"{source}: model.{name} must be a mapping of the module's keys to change")
+        _deep_update(by_name[name], changes)
+    return out
+
+
+def _deep_update(node: dict, changes: dict) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(node.get(key), dict):
+            _deep_update(node[key], value)
+        else:
+            node[key] = copy.deepcopy(value)
+
+
+def _layers(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[dict, str]]:
+    """A config file's layers, its bases' (recursively, in order) first."""
+    if path.resolve() in chain:
+        raise LegonnError(f"{path}: 'base' chain loops back to this file")
+    data = load_yaml(path)
+    bases = data.pop("base", None)
+    if isinstance(bases, str):
+        bases = [bases]
+    if bases is not None and not (isinstance(bases, list) and all(isinstance(b, str) for b in bases)):
+        raise LegonnError(f"{path}: 'base' must be a config file path or a list of them")
+    layers = []
+    for base in bases or []:
+        layers += _layers(path.parent / base, chain + (path.resolve(),))
+    return layers + [(data, str(path))]
 
 
 def parse_overrides(args: list[str]) -> dict[str, Any]:
@@ -134,12 +185,13 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
 
 
 def resolve(config_files: str | os.PathLike | list | None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """DEFAULTS, then each config file in order, then command-line overrides."""
+    """DEFAULTS, then each config file in order (its bases first), then command-line overrides."""
     config = copy.deepcopy(DEFAULTS)
     if isinstance(config_files, (str, os.PathLike)):
         config_files = [config_files]
     for config_file in config_files or []:
-        config = _merge(config, load_yaml(config_file), "", str(config_file))
+        for layer, source in _layers(Path(config_file)):
+            config = _merge(config, layer, "", source)
     if overrides:
         config = _merge(config, parse_overrides(overrides), "", "command line")
     return config

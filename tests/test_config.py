@@ -48,6 +48,43 @@ def test_later_config_files_override_earlier_ones(conf_file, tmp_path):
         resolve([conf_file, typo])
 
 
+def test_a_variant_names_its_base_and_edits_modules_by_name(conf_file, tmp_path):
+    """``base:`` resolves the named file first; ``model: {name: changes}`` edits its modules."""
+    variant = tmp_path / "variants" / "deeper.yaml"
+    variant.parent.mkdir()
+    variant.write_text("base: ../conf.yaml\n"
+                       "model:\n  encoder: {conf: {layers: 3, olc: {factor: 3}}}\n"
+                       "trainer: {max_steps: 7}\n")
+    base, config = resolve(conf_file), resolve(variant)
+    expected = copy.deepcopy(base)
+    expected["model"][0]["conf"]["layers"] = 3
+    expected["model"][0]["conf"]["olc"]["factor"] = 3
+    expected["trainer"]["max_steps"] = 7
+    assert config == expected  # everything else, the OLC's other keys included, is the base's
+    # The command line edits a module the same way.
+    assert resolve(conf_file, ["--model.decoder.conf.layers", "2"])["model"][1]["conf"]["layers"] == 2
+    # A full module list still replaces the base's.
+    replaced = tmp_path / "replaced.yaml"
+    replaced.write_text(yaml.safe_dump({"base": "conf.yaml", "model": base["model"][:1]}))
+    assert [m["name"] for m in resolve(replaced)["model"]] == ["encoder"]
+
+
+def test_bad_bases_and_module_edits_are_one_clear_error(conf_file, tmp_path):
+    cases = {
+        "unknown_module.yaml": ("base: conf.yaml\nmodel: {encodr: {conf: {layers: 1}}}\n",
+                                r"unknown_module.yaml: model edits module 'encodr', but the base config has no such module \(modules: encoder, decoder\)"),
+        "no_base.yaml": ("model: {encoder: {conf: {layers: 1}}}\n", r"no_base.yaml: model edits module 'encoder'.*\(modules: none\)"),
+        "not_a_mapping.yaml": ("base: conf.yaml\nmodel: {encoder: 3}\n", r"not_a_mapping.yaml: model.encoder must be a mapping"),
+        "missing_base.yaml": ("base: nowhere.yaml\n", r"nowhere.yaml: config file not found"),
+        "bad_base.yaml": ("base: {file: conf.yaml}\n", r"bad_base.yaml: 'base' must be a config file path or a list of them"),
+        "loop.yaml": ("base: loop.yaml\n", r"loop.yaml: 'base' chain loops back to this file"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(LegonnError, match=message):
+            resolve(tmp_path / name)
+
+
 def test_no_file_gives_the_defaults():
     assert resolve(None) == DEFAULTS
     assert resolve(None) is not DEFAULTS

@@ -18,29 +18,33 @@ def test_demo_tiny_mode_end_to_end(tiny_demo):
     assert proc.returncode == 0, f"demo.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
 
     # Both decoder plugs are composed folders whose parts come from different experiments.
-    for recipe, plug, encoder_exp in (("mt1", "tiny_roen_plug_bpe256", "tiny_roen_enconly_bpe256"),
-                                      ("asr1", "tiny_asr_plug", "tiny_asr_enconly")):
+    # The ASR encoder is two modules (phoneme CTC, then BPE CTC over the phoneme marginals).
+    for recipe, plug, encoder_modules in (("mt1", "tiny_roen_plug_demo", ["tiny_roen_enconly_demo/modules/encoder"]),
+                                          ("asr1", "tiny_asr_plug_demo", ["tiny_asr_enconly_demo/modules/encoder",
+                                                                          "tiny_asr_enconly_demo/modules/pron"])):
         composed = json.loads((mini / recipe / "exp" / plug / "composed.json").read_text())
         sources = [part["source"] for part in composed["parts"]]
-        assert sources[0].endswith(f"{encoder_exp}/modules/encoder"), sources
-        assert sources[1].endswith("tiny_deen_lego_wemb_bpe256/modules/decoder"), sources
+        assert len(sources) == len(encoder_modules) + 1, sources
+        for source, module in zip(sources, encoder_modules):
+            assert source.endswith(module), sources
+        assert sources[-1].endswith("tiny_deen_lego_demo/modules/decoder"), sources
     # The speech encoder travels with its CMVN statistics; the plug read them from its own folder.
-    enc = mini / "asr1" / "exp" / "tiny_asr_enconly" / "modules" / "encoder"
+    enc = mini / "asr1" / "exp" / "tiny_asr_enconly_demo" / "modules" / "encoder"
     meta = json.loads((enc / "module.json").read_text())
     assert meta["extra"]["input"] == {"file": "feats.scp", "cmvn": "cmvn.ark"}
     assert (enc / "cmvn.ark").read_bytes() == (mini / "asr1" / "data" / "train" / "cmvn.ark").read_bytes()
 
-    # The paper-style table: six rows with numbers, printed and written.
+    # The paper-style table: seven rows with numbers, printed and written.
     table = (mini / "RESULTS.tiny.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert len(rows) == 6, table
+    assert len(rows) == 7, table
     assert "no fine-tuning" in table and "| Ro-En MT |" in table and "| English ASR |" in table
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         numbers = [c for c in cells[3:] if c]
         assert numbers and all(float(n) >= 0 for n in numbers), row
     assert "| task | test set | model |" in proc.stdout
-    wer = json.loads((mini / "asr1" / "exp" / "tiny_asr_plug" / "decode_test" / "score.json").read_text())
+    wer = json.loads((mini / "asr1" / "exp" / "tiny_asr_plug_demo" / "decode_test" / "score.json").read_text())
     assert wer["n_utts"] == 8
     for recipe in ("mt1", "asr1"):
         assert (mini / recipe / "RESULTS.tiny.md").is_file()
@@ -49,8 +53,8 @@ def test_demo_tiny_mode_end_to_end(tiny_demo):
     # A second run reuses every trained module (the model inventory): nothing is retrained.
     again = run_demo(mini, "--mode", "tiny")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "stage 4 (train tiny_deen_lego_wemb_bpe256): already done" in (mini / "mt1" / "exp" / "logs" / "demo_lane_a.tiny.log").read_text()
-    assert "stage 4 (train tiny_asr_enconly): already done" in again.stderr
+    assert "stage 4 (train tiny_deen_lego_demo): already done" in (mini / "mt1" / "exp" / "logs" / "demo_lane_a.tiny.log").read_text()
+    assert "stage 4 (train tiny_asr_enconly_demo): already done" in again.stderr
     assert "legonn train" not in again.stderr
 
 

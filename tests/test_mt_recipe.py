@@ -23,7 +23,7 @@ RECIPE = ROOT / "egs" / "mini" / "mt1"
 CORPUS = ROOT / "egs" / "mini" / "corpus"
 
 # The demo's tiny experiments and the options it ran mt1 with (egs/mini/demo.sh, --mode tiny).
-DEEN, ROEN = "tiny_deen_lego_wemb_bpe256", "tiny_roen_enconly_bpe256"
+DEEN, ROEN = "tiny_deen_lego_demo", "tiny_roen_enconly_demo"
 DATA_OPTS = "--train_pairs 300 --eval_pairs 20"
 VOCABS = ("en:bpe:200:data/deen_train/text.en,data/roen_train/text.en:data/deen_test/text.en,data/roen_test/text.en "
           "de:bpe:200:data/deen_train/text.de ro:bpe:200:data/roen_train/text.ro")
@@ -127,6 +127,24 @@ def test_mt_recipe_end_to_end(recipe_tree: Path):
     # A finished recipe re-runs as a no-op; --stage N alone works because variables are set before stages.
     again = run(mt, *args, "--stage", "4", "--stop_stage", "4")
     assert again.returncode == 0 and "already done" in again.stderr
+
+    # A marker does not outlive its experiment: with exp/plug deleted, stage 6 composes it again,
+    # and the markers of plug's later stages go (its decodes were of the old folder).
+    shutil.rmtree(mt / "exp" / "plug")
+    redo = run(mt, *args, "--stage", "6", "--stop_stage", "6")
+    assert redo.returncode == 0, redo.stderr[-3000:]
+    assert "stage 6 (compose plug): exp/plug is gone; redoing the stage" in redo.stderr
+    assert f"stage 6 (export {DEEN}): already done" in redo.stderr
+    assert (mt / "exp" / "plug" / "composed.json").is_file()
+    done = mt / "exp" / ".done"
+    assert not list(done.glob("stage[78]_*.plug@*")), sorted(p.name for p in done.iterdir())
+    assert (done / f"stage7_decode.{DEEN}@deen_test").is_file() and (done / "stage7_decode.plug_ft@roen_test").is_file()
+    # A part exported after the composition (its experiment retrained) makes it compose again.
+    later = (done / "stage6_compose.plug").stat().st_mtime + 10
+    os.utime(mt / "exp" / DEEN / "modules" / "decoder", (later, later))
+    again = run(mt, *args, "--stage", "6", "--stop_stage", "6")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"stage 6 (compose plug): exp/{DEEN}/modules/decoder is newer than the composition" in again.stderr
 
 
 @pytest.mark.parametrize("conf", sorted(p.name for p in (RECIPE / "conf").glob("train_*.yaml")))

@@ -69,9 +69,23 @@ run_stage() {
     local n=$1 name=$2 item=$3; shift 3
     local tag="stage${n}_${name}${item:+.$item}"
     local marker="exp/.done/$tag" logfile="exp/logs/$tag.log"
+    # Stages 4-8 work on exp/<experiment>: a marker outlives a deleted experiment dir, so a
+    # missing dir means the stage is redone, not skipped.
+    local exp_dir="exp/${item%%@*}"
     if [[ -f "$marker" && "$force" != true ]]; then
-        log "stage $n ($name${item:+ $item}): already done ($marker); --force true redoes it"
-        return 0
+        if [[ $n -lt 4 || -d $exp_dir ]]; then
+            log "stage $n ($name${item:+ $item}): already done ($marker); --force true redoes it"
+            return 0
+        fi
+        log "stage $n ($name${item:+ $item}): $exp_dir is gone; redoing the stage despite $marker"
+    fi
+    # What an experiment's later stages made came from what this stage is about to replace.
+    if [[ $n -ge 4 ]]; then
+        local later number
+        for later in exp/.done/stage*_*."${item%%@*}" exp/.done/stage*_*."${item%%@*}"@*; do
+            number=${later#exp/.done/stage}
+            [[ -f $later && ${number%%_*} -gt $n ]] && rm -f "$later"
+        done
     fi
     log "stage $n ($name${item:+ $item}): $* (log: $logfile)"
     if ! "$@" > >(tee "$logfile") 2> >(tee -a "$logfile" >&2); then
@@ -124,6 +138,13 @@ for spec in $experiments; do
     if [[ $spec == *=* ]]; then  # a composition of module folders
         name=${spec%%=*}; parts=${spec#*=}
         if in_stage 6; then
+            # A part re-exported since (its experiment retrained) makes the composition stale.
+            for part in ${parts//+/ }; do
+                if [[ -f exp/.done/stage6_compose.$name && $part -nt exp/.done/stage6_compose.$name ]]; then
+                    log "stage 6 (compose $name): $part is newer than the composition; composing again"
+                    rm -f "exp/.done/stage6_compose.$name"
+                fi
+            done
             # shellcheck disable=SC2086
             run_stage 6 compose "$name" legonn compose --modules ${parts//+/ } --out "exp/$name"
         fi

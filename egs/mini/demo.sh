@@ -2,8 +2,9 @@
 # The mini-corpus demo (`make demo`): the LegoNN story end to end on 2 CPU cores.
 #
 #   1. mt1: a De-En LegoNN model (WEmb decoder) and a Ro-En encoder-only module, both speaking
-#      CTC marginals over one shared English BPE;
-#   2. asr1: an English ASR encoder-only module over the same BPE (synthesised speech);
+#      CTC marginals over one shared English BPE (mt1's 1000 pieces);
+#   2. asr1: an English ASR encoder-only model over the same BPE (synthesised speech), two
+#      modules trained together: phoneme CTC, then BPE CTC over the phoneme marginals;
 #   3. the De-En decoder plugged onto the Ro-En and the ASR encoders, with no fine-tuning
 #      (paper Tables III and IV); 4. scores, a paper-style table, RESULTS files and plots.
 #
@@ -55,9 +56,9 @@ esac
 
 # The demo's models are experiments of the mini recipes (their run.sh lists them too, so a full
 # run reuses what the demo trained); tiny mode names its own, smoke-test sized, after them.
-deen=deen_lego_wemb_bpe256
-roen=roen_enconly_bpe256
-asr=asr_enconly
+deen=deen_lego_demo
+roen=roen_enconly_demo
+asr=asr_enconly_demo
 deen_conf=conf/train_$deen.yaml
 roen_conf=conf/train_$roen.yaml
 asr_conf=conf/train_$asr.yaml
@@ -73,10 +74,10 @@ mt_experiments="$deen:$deen_conf
 $roen:$roen_conf
 $roen_plug=exp/$roen/modules/encoder+exp/$deen/modules/decoder"
 asr_experiments="$asr:$asr_conf
-$asr_plug=exp/$asr/modules/encoder+../mt1/exp/$deen/modules/decoder"
+$asr_plug=exp/$asr/modules/encoder+exp/$asr/modules/pron+../mt1/exp/$deen/modules/decoder"
 common=(--num_threads 1 --results_file "RESULTS.$mode.md" --relative "")
 
-# Data and vocabularies first (the ASR recipe shares mt1's English BPE).
+# Data and vocabularies first (the ASR recipe shares mt1's English BPEs).
 log "MT data and vocabularies (mt1 stages 1-3)"
 (cd mt1 && ./run.sh "${mt_opts[@]}" "${common[@]}" --stop_stage 3)
 

@@ -17,8 +17,8 @@ cd "$(dirname "$0")"
 # Data: local/data.sh synthesises data/{train,valid,test} (+ data/test_phn: test with phoneme
 # references), data/pron_{train,valid} (the pronunciation model's second English domain,
 # ../corpus/en_domain2.txt; not made, with a log line, for a corpus without that file) and copies
-# the MT recipe's 256-piece English BPE to data/lang/en256.model (it fails, saying so, when
-# ../mt1/data/lang/en256.model is missing). See local/data.sh for its options.
+# the MT recipe's English BPEs to data/lang/{en256,en}.model (256 and 1000 pieces, the demo's; it
+# fails, saying so, when ../mt1/data/lang has not got them). See local/data.sh for its options.
 data_opts=""
 pron_sets=""
 if [[ -f ../corpus/en_domain2.txt ]]; then
@@ -78,6 +78,8 @@ asr_pron:conf/train_asr_pron.yaml
 asr_phn_pron=exp/asr_phn/modules/encoder+exp/asr_pron/modules/pron
 asr_three=exp/asr_phn/modules/encoder+exp/asr_pron/modules/pron+$mt_decoder
 asr_three_ft:exp/asr_three/finetune.yaml,conf/finetune_asr_three.yaml
+asr_enconly_demo:conf/train_asr_enconly_demo.yaml
+asr_plug_demo=exp/asr_enconly_demo/modules/encoder+exp/asr_enconly_demo/modules/pron+../mt1/exp/deen_lego_demo/modules/decoder
 $lowres_experiments
 $stress_experiments"
 avg_num=5
@@ -85,6 +87,7 @@ avg_num=5
 # set), asr_phn_pron@test (this data's recogniser + that pronunciation model, CTC output), asr_three.
 decodes="asr_baseline@test asr_lego_wemb@test asr_enconly@test asr_phn@test_phn asr_plug@test asr_plug_ft@test
 asr_pron@test asr_phn_pron@test asr_three@test asr_three_ft@test
+asr_enconly_demo@test asr_plug_demo@test
 $lowres_decodes
 $stress_decodes"
 # The modularity table of stage 8 (WER compared as word accuracy, 100 % = the baseline).

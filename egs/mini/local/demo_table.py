@@ -14,12 +14,14 @@ from legonn.fileio import write_atomic
 # (task, recipe, experiment, test set, output, description); tiny mode's experiments are
 # the demo's with a "tiny_" prefix.
 DEMO = [
-    ("De-En MT", "mt1", "deen_lego_wemb_bpe256", "deen_test", "text", "LegoNN De-En (WEmb decoder)"),
-    ("De-En MT", "mt1", "deen_lego_wemb_bpe256", "deen_test", "ctc_encoder", "its encoder's CTC output alone"),
-    ("Ro-En MT", "mt1", "roen_enconly_bpe256", "roen_test", "text", "Ro-En encoder-only (CTC)"),
-    ("Ro-En MT", "mt1", "roen_plug_bpe256", "roen_test", "text", "Ro-En encoder + De-En decoder, no fine-tuning"),
-    ("English ASR", "asr1", "asr_enconly", "test", "text", "ASR encoder-only (CTC)"),
-    ("English ASR", "asr1", "asr_plug", "test", "text", "ASR encoder + De-En decoder, no fine-tuning"),
+    ("De-En MT", "mt1", "deen_lego_demo", "deen_test", "text", "LegoNN De-En (WEmb decoder)"),
+    ("De-En MT", "mt1", "deen_lego_demo", "deen_test", "ctc_encoder", "its encoder's CTC output alone"),
+    ("Ro-En MT", "mt1", "roen_enconly_demo", "roen_test", "text", "Ro-En encoder-only (CTC)"),
+    ("Ro-En MT", "mt1", "roen_plug_demo", "roen_test", "text", "Ro-En encoder + De-En decoder, no fine-tuning"),
+    ("English ASR", "asr1", "asr_enconly_demo", "test", "ctc_encoder",
+     "its phoneme module's CTC output alone (phoneme error rate)"),
+    ("English ASR", "asr1", "asr_enconly_demo", "test", "text", "ASR encoder-only (phonemes -> BPE CTC)"),
+    ("English ASR", "asr1", "asr_plug_demo", "test", "text", "ASR encoder + De-En decoder, no fine-tuning"),
 ]
 ROWS = {
     "demo": DEMO,
@@ -31,10 +33,13 @@ ROWS = {
         ("Ro-En MT", "mt1", "roen_enconly", "roen_test", "text", "Ro-En encoder-only (CTC, BPE 1000)"),
         ("Ro-En MT", "mt1", "roen_plug", "roen_test", "text", "Ro-En encoder + De-En decoder, no fine-tuning"),
         ("Ro-En MT", "mt1", "roen_plug_ft", "roen_test", "text", "the same, fine-tuned"),
-        *DEMO[:4],
+        *DEMO,
+        ("De-En MT", "mt1", "deen_lego_wemb_bpe256", "deen_test", "text", "LegoNN, WEmb decoder (BPE 256)"),
+        ("Ro-En MT", "mt1", "roen_plug_bpe256", "roen_test", "text", "Ro-En encoder + that decoder (BPE 256)"),
         ("English ASR", "asr1", "asr_baseline", "test", "text", "baseline encoder-decoder (BPE 256)"),
         ("English ASR", "asr1", "asr_lego_wemb", "test", "text", "LegoNN, WEmb decoder (BPE 256)"),
-        *DEMO[4:],
+        ("English ASR", "asr1", "asr_enconly", "test", "text", "ASR encoder-only (CTC, BPE 256)"),
+        ("English ASR", "asr1", "asr_plug", "test", "text", "ASR encoder + De-En decoder (BPE 256)"),
         ("English ASR", "asr1", "asr_plug_ft", "test", "text", "the same, fine-tuned"),
     ],
 }
@@ -56,7 +61,8 @@ def main() -> int:
         f"# LegoNN on the mini corpus ({args.mode} mode)",
         "",
         "Written by `local/demo_table.py` from the score files of `mt1` and `asr1`. MT: sacreBLEU",
-        "(detokenised) and chrF; ASR: WER % on lowercased text without punctuation. \"no fine-tuning\":",
+        "(detokenised) and chrF; ASR: WER % on lowercased text without punctuation (phoneme outputs:",
+        "phoneme error rate). \"no fine-tuning\":",
         "the modules were trained separately and only chained at test time.",
         "",
         "| task | test set | model | BLEU | chrF | WER % |",

@@ -4,7 +4,8 @@
 # the Ro-En encoder-only model plugged into the De-En decoder with and without fine-tuning,
 # Tables III and VI; modularity stress tests, Fig. 4 and Table X). The *_bpe256 experiments
 # repeat the transfer on 256-piece BPEs, the interface the English ASR encoders of ../asr1
-# share with that De-En decoder (Table IV; the demo's models).
+# share with that De-En decoder (Table IV), and the modularity stress tests. The *_demo experiments
+# are the demo's (../demo.sh): the transfer on the 1000-piece BPEs with the OLC's upsampled queries.
 #
 #   ./run.sh                      # everything (many CPU hours: 17 trainings; see README.md)
 #   ../demo.sh                    # the 30-minute story: De-En LegoNN, Ro-En/ASR plugs (demo configs)
@@ -41,7 +42,7 @@ swap_seed_plain@deen_test=deen_lego_plain_bpe256"
 # Data: local/data.sh unpacks ../corpus into data/{deen,roen}_{train,valid,test}.
 data_opts=""
 # One English BPE for every task that shares the De-En decoder (paper §III-A2);
-# source-side BPEs per language; the *256 ones serve the demo's smaller models (../demo.sh).
+# source-side BPEs per language; the *256 ones serve ../asr1's BPE-256 transfer and the stress tests.
 # name:kind:size:train_texts[:eval_texts]
 vocabs="en:bpe:1000:data/deen_train/text.en,data/roen_train/text.en:data/deen_test/text.en,data/roen_test/text.en
 de:bpe:1000:data/deen_train/text.de:data/deen_test/text.de
@@ -59,6 +60,9 @@ roen_baseline:conf/train_roen_baseline.yaml
 roen_enconly:conf/train_roen_enconly.yaml
 roen_plug=exp/roen_enconly/modules/encoder+exp/deen_lego_wemb/modules/decoder
 roen_plug_ft:exp/roen_plug/finetune.yaml,conf/finetune_roen_plug.yaml
+deen_lego_demo:conf/train_deen_lego_demo.yaml
+roen_enconly_demo:conf/train_roen_enconly_demo.yaml
+roen_plug_demo=exp/roen_enconly_demo/modules/encoder+exp/deen_lego_demo/modules/decoder
 deen_lego_wemb_bpe256:conf/train_deen_lego_wemb_bpe256.yaml
 roen_baseline_bpe256:conf/train_roen_baseline_bpe256.yaml
 roen_enconly_bpe256:conf/train_roen_enconly_bpe256.yaml
@@ -68,6 +72,7 @@ $stress_experiments"
 avg_num=3
 decodes="deen_baseline@deen_test deen_lego_wemb@deen_test deen_lego_beamconv@deen_test
 roen_baseline@roen_test roen_enconly@roen_test roen_plug@roen_test roen_plug_ft@roen_test
+deen_lego_demo@deen_test roen_enconly_demo@roen_test roen_plug_demo@roen_test
 deen_lego_wemb_bpe256@deen_test roen_baseline_bpe256@roen_test roen_enconly_bpe256@roen_test roen_plug_bpe256@roen_test roen_plug_bpe256_ft@roen_test
 $stress_decodes"
 # The modularity table of stage 8: each model as a percentage of the unswapped reference.

@@ -21,7 +21,8 @@
 # without en_domain2.txt gets no pron sets (logged; run.sh then skips them).
 #
 # English BPE: SHARED with the MT decoder, so the ASR encoder's CTC marginals can feed it. This
-# copies ../mt1/data/lang/en256.{model,tokens.txt,report.json} (--bpe) to data/lang/ (run the MT
+# copies ../mt1/data/lang/NAME.{model,tokens.txt,report.json} for each NAME of --bpe (en256: the
+# 256-piece one; en: mt1's 1000-piece one, the demo's) to data/lang/ (run the MT
 # recipe's stages 1-3 first: cd ../mt1 && ./run.sh --stop_stage 3). --standalone_bpe_size N instead
 # trains an N-piece English BPE here when mt1's is missing (the recipe test does; such models
 # cannot be plugged onto the MT decoder).
@@ -33,10 +34,13 @@
 #   --espeak_backend auto|lib|cli   espeak-ng via the PyPI wheel (lib) or the espeak-ng program
 #   --nj N          synthesis processes (default 2)     --seed N   selection/voice seed (1)
 #   --mt_lang DIR   where the shared English BPE (and the German one, for the OLC measurement) are (../mt1/data/lang)
-#   --bpe NAME      the shared English BPE: DIR/NAME.model -> data/lang/NAME.model (en256)
+#   --bpe "NAME ..."  the shared English BPEs: DIR/NAME.model -> data/lang/NAME.model ("en256 en")
 #   --mt_config F   the MT LegoNN config whose encoder OLC the length measurement follows
-#                   (../mt1/conf/train_deen_lego_wemb_bpe256.yaml)
-#   --standalone_bpe_size N   >0: an own N-piece English BPE when DIR/NAME.model is missing (0)
+#                   (../mt1/conf/train_deen_lego_wemb_bpe256.yaml; the demo's De-En model on the
+#                   1000-piece BPEs has the same OLC factor); written per --bpe name to
+#                   data/local/olc_ratio.json (the first) and olc_ratio.NAME.json (the others)
+#   --standalone_bpe_size N   >0: an own N-piece English BPE when DIR/NAME.model is missing (0;
+#                   only with a single --bpe name)
 #   --pron_utts N / --pron_eval_utts N   second-domain training / valid utterances (4000 / 300;
 #                   --pron_utts 0: none, then also pass run.sh --feats_sets "train valid test test_phn")
 #   --voices_pron N / --voices_pron_valid N   their speakers (24 / 4), from synth.py's second voice pool
@@ -55,7 +59,7 @@ nj=2
 seed=1
 mt_lang=../mt1/data/lang
 standalone_bpe_size=0
-bpe=en256
+bpe="en256 en"
 mt_config=../mt1/conf/train_deen_lego_wemb_bpe256.yaml
 pron_utts=4000
 pron_eval_utts=300
@@ -78,23 +82,27 @@ elif [[ ! -f $corpus/en_domain2.txt ]]; then
     pron_sets=""
 fi
 
-# The shared English BPE: check it before spending time on synthesis.
+# The shared English BPEs: check them before spending time on synthesis.
+read -r -a bpes <<< "$bpe"
+[[ ${#bpes[@]} -gt 0 ]] || { log "--bpe names no English BPE"; exit 1; }
 mkdir -p data/lang data/local
-if [[ -f $mt_lang/$bpe.model ]]; then
-    for ext in model tokens.txt report.json; do
-        if [[ -f $mt_lang/$bpe.$ext ]]; then cp "$mt_lang/$bpe.$ext" "data/lang/$bpe.$ext"; fi
-    done
-    echo "$(cd "$mt_lang" && pwd)/$bpe.model $(sha256sum < "$mt_lang/$bpe.model" | cut -d' ' -f1)" > "data/lang/$bpe.source"
-    log "English BPE shared with the MT decoder: $mt_lang/$bpe.model -> data/lang/$bpe.model"
-elif [[ $standalone_bpe_size -gt 0 ]]; then
-    log "WARNING: $mt_lang/$bpe.model is missing; training a standalone $standalone_bpe_size-piece English BPE"
-    log "         (models trained on it cannot be plugged onto the MT decoder)"
-else
-    log "$mt_lang/$bpe.model is missing. The ASR recipe shares the MT decoder's English BPE:"
-    log "  run the MT recipe's stages 1-3 first:  (cd ../mt1 && ./run.sh --stop_stage 3)"
-    log "  or pass --data_opts '--standalone_bpe_size 500' for a standalone (non-pluggable) BPE."
-    exit 1
-fi
+for name in "${bpes[@]}"; do
+    if [[ -f $mt_lang/$name.model ]]; then
+        for ext in model tokens.txt report.json; do
+            if [[ -f $mt_lang/$name.$ext ]]; then cp "$mt_lang/$name.$ext" "data/lang/$name.$ext"; fi
+        done
+        echo "$(cd "$mt_lang" && pwd)/$name.model $(sha256sum < "$mt_lang/$name.model" | cut -d' ' -f1)" > "data/lang/$name.source"
+        log "English BPE shared with the MT decoder: $mt_lang/$name.model -> data/lang/$name.model"
+    elif [[ $standalone_bpe_size -gt 0 && ${#bpes[@]} -eq 1 ]]; then
+        log "WARNING: $mt_lang/$name.model is missing; training a standalone $standalone_bpe_size-piece English BPE"
+        log "         (models trained on it cannot be plugged onto the MT decoder)"
+    else
+        log "$mt_lang/$name.model is missing. The ASR recipe shares the MT decoder's English BPE:"
+        log "  run the MT recipe's stages 1-3 first:  (cd ../mt1 && ./run.sh --stop_stage 3)"
+        log "  or pass --data_opts \"--bpe $name --standalone_bpe_size 500\" for a standalone (non-pluggable) BPE."
+        exit 1
+    fi
+done
 
 # 1. Sentences: data/local/sents.<set> ("sent_id sentence") and data/local/de.<set> (German side);
 #    with pron sets, the second-domain candidates in a seeded order (data/local/pron_candidates).
@@ -312,16 +320,26 @@ for set in train valid test test_phn $pron_sets $lowres_sets; do
 done
 
 # 5. Standalone English BPE (only when mt1's is missing and it was asked for).
-if [[ ! -f $mt_lang/$bpe.model ]]; then
+if [[ ! -f $mt_lang/${bpes[0]}.model ]]; then
     legonn vocab --kind bpe --size "$standalone_bpe_size" --texts data/train/text.en --eval_texts data/test/text.en \
-        --out "data/lang/$bpe"
-    echo "standalone $(sha256sum < "data/lang/$bpe.model" | cut -d' ' -f1)" > "data/lang/$bpe.source"
+        --out "data/lang/${bpes[0]}"
+    echo "standalone $(sha256sum < "data/lang/${bpes[0]}.model" | cut -d' ' -f1)" > "data/lang/${bpes[0]}.source"
 fi
 
-# 6. How long the encoder-only model's output must be to look like the MT encoder's (OLC factor):
-# the German BPE of the same size as the shared English one (en256 -> de256, en -> de).
-# With the second domain, also the pronunciation model's OLC: its input is the phoneme marginals,
-# its output should have the length the MT decoder reads (see conf/train_asr_pron.yaml).
-python local/olc_ratio.py --data_dir data/train --en_model "data/lang/$bpe.model" \
-    --de_model "$mt_lang/de${bpe#en}.model" --mt_config "$mt_config" --out data/local/olc_ratio.json \
-    ${pron_sets:+--pron_data_dir data/pron_train --pron_config conf/train_asr_pron.yaml}
+# 6. How long the encoder-only model's output must be to look like the MT encoder's (OLC factor),
+# per shared BPE: the German BPE of the same size as the English one (en256 -> de256, en -> de).
+# With the second domain, also the pronunciation model's OLC (first BPE only, that model's): its
+# input is the phoneme marginals, its output should have the length the MT decoder reads (see
+# conf/train_asr_pron.yaml).
+for i in "${!bpes[@]}"; do
+    name=${bpes[$i]}
+    out=data/local/olc_ratio.json
+    pron_opts=()
+    if [[ $i -gt 0 ]]; then
+        out=data/local/olc_ratio.$name.json
+    elif [[ -n $pron_sets ]]; then
+        pron_opts=(--pron_data_dir data/pron_train --pron_config conf/train_asr_pron.yaml)
+    fi
+    python local/olc_ratio.py --data_dir data/train --en_model "data/lang/$name.model" \
+        --de_model "$mt_lang/de${name#en}.model" --mt_config "$mt_config" --out "$out" "${pron_opts[@]}"
+done

@@ -38,6 +38,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
+from legonn.config import resolve
 from legonn.errors import LegonnError
 from legonn.fileio import read_table, write_atomic
 
@@ -76,11 +77,9 @@ def module_olc(model: list, name: str, config: str) -> tuple[Optional[str], Opti
 
 def pron_model(args, sp_en, de_per_en: float) -> dict:
     """The pronunciation model's OLC: phoneme-marginal positions -> what the MT decoder reads."""
-    import yaml
-
     if not os.path.isfile(args.pron_config):
         raise SystemExit(f"olc_ratio.py: {args.pron_config}: config not found")
-    model = yaml.safe_load(Path(args.pron_config).read_text(encoding="utf-8"))["model"]
+    model = resolve(args.pron_config)["model"]
     pron_olc, phn_olc = module_olc(model, args.pron_module, args.pron_config)
     d = Path(args.pron_data_dir)
     dur = {k: float(v) for k, v in read_table(d / "utt2dur").items()}
@@ -138,9 +137,7 @@ def main(argv=None) -> int:
     import sentencepiece as spm
 
     if args.mt_config and os.path.isfile(args.mt_config):
-        import yaml
-
-        model = yaml.safe_load(Path(args.mt_config).read_text(encoding="utf-8"))["model"]
+        model = resolve(args.mt_config)["model"]  # with its base configs
         args.mt_factor = float(factor_value(model[0]["conf"]["olc"]["factor"]))
     d = Path(args.data_dir)
     dur = {k: float(v) for k, v in read_table(d / "utt2dur").items()}
