@@ -80,6 +80,7 @@ asr_three=exp/asr_phn/modules/encoder+exp/asr_pron/modules/pron+$mt_decoder
 asr_three_ft:exp/asr_three/finetune.yaml,conf/finetune_asr_three.yaml
 asr_enconly_demo:conf/train_asr_enconly_demo.yaml
 asr_plug_demo=exp/asr_enconly_demo/modules/encoder+exp/asr_enconly_demo/modules/pron+../mt1/exp/deen_lego_demo/modules/decoder
+asr_plug_demo_ft:exp/asr_plug_demo/finetune.yaml,conf/finetune_asr_plug.yaml
 $lowres_experiments
 $stress_experiments"
 avg_num=5
@@ -87,7 +88,7 @@ avg_num=5
 # set), asr_phn_pron@test (this data's recogniser + that pronunciation model, CTC output), asr_three.
 decodes="asr_baseline@test asr_lego_wemb@test asr_enconly@test asr_phn@test_phn asr_plug@test asr_plug_ft@test
 asr_pron@test asr_phn_pron@test asr_three@test asr_three_ft@test
-asr_enconly_demo@test asr_plug_demo@test
+asr_enconly_demo@test asr_plug_demo@test asr_plug_demo_ft@test
 $lowres_decodes
 $stress_decodes"
 # The modularity table of stage 8 (WER compared as word accuracy, 100 % = the baseline).
