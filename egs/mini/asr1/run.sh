@@ -48,24 +48,28 @@ asr_lowres_plug_${pct}pct=exp/asr_enconly_${pct}pct/modules/encoder+exp/asr_lego
     lowres_decodes+=" asr_baseline_${pct}pct@test asr_enconly_${pct}pct@test asr_lowres_plug_${pct}pct@test"
     lowres_relative+=" asr_enconly_${pct}pct@test=asr_baseline_${pct}pct asr_lowres_plug_${pct}pct@test=asr_baseline_${pct}pct"
 done
-# Modularity stress tests (paper §III-E, Fig. 4, Table X), as ../mt1's: a second seed of the
-# baseline, of LegoNN WEmb and of LegoNN without the encoder CTC, LegoNN BeamConv; swaps: random
-# seed (encoder of seed 2 + decoder of seed 1), architecture (the BeamConv model's encoder + the
-# WEmb decoder) and decoder plug (the encoder-only model + the WEmb model's decoder).
-stress_experiments="asr_baseline_seed2:conf/train_asr_baseline.yaml,conf/seed2.yaml
-asr_lego_wemb_seed2:conf/train_asr_lego_wemb.yaml,conf/seed2.yaml
-asr_lego_beamconv:conf/train_asr_lego_beamconv.yaml
-asr_lego_plain:conf/train_asr_lego_plain.yaml
-asr_lego_plain_seed2:conf/train_asr_lego_plain.yaml,conf/seed2.yaml
-asr_swap_seed_baseline=exp/asr_baseline_seed2/modules/encoder+exp/asr_baseline/modules/decoder
-asr_swap_seed_lego=exp/asr_lego_wemb_seed2/modules/encoder+exp/asr_lego_wemb/modules/decoder
-asr_swap_arch_lego=exp/asr_lego_beamconv/modules/encoder+exp/asr_lego_wemb/modules/decoder
-asr_plug_lego=exp/asr_enconly/modules/encoder+exp/asr_lego_wemb/modules/decoder
-asr_swap_seed_plain=exp/asr_lego_plain_seed2/modules/encoder+exp/asr_lego_plain/modules/decoder"
-stress_decodes="asr_lego_plain@test asr_swap_seed_baseline@test asr_swap_seed_lego@test asr_swap_arch_lego@test
-asr_plug_lego@test asr_swap_seed_plain@test"
-stress_relative="asr_swap_seed_baseline@test=asr_baseline asr_swap_seed_lego@test=asr_lego_wemb
-asr_swap_arch_lego@test=asr_lego_wemb asr_plug_lego@test=asr_lego_wemb asr_swap_seed_plain@test=asr_lego_plain"
+# Modularity stress tests (paper §III-E, Fig. 4, Table X), as ../mt1's, at the phoneme interface
+# (conf/train_asr_lego_phn.yaml says why): two seeds of the enc-dec baseline, of LegoNN WEmb and of
+# LegoNN without the encoder CTC (Table X), LegoNN BeamConv; swaps: random seed (encoder of seed 2
+# + decoder of seed 1), architecture (the BeamConv model's encoder + the WEmb decoder) and decoder
+# plug (the phoneme recogniser asr_phn, trained alone with CTC, + the WEmb model's decoder).
+stress_experiments="asr_lego_phn:conf/train_asr_lego_phn.yaml
+asr_lego_phn_seed2:conf/train_asr_lego_phn.yaml,conf/seed2.yaml
+asr_baseline_phn:conf/train_asr_baseline_phn.yaml
+asr_baseline_phn_seed2:conf/train_asr_baseline_phn.yaml,conf/seed2.yaml
+asr_lego_phn_beamconv:conf/train_asr_lego_phn_beamconv.yaml
+asr_lego_phn_plain:conf/train_asr_lego_phn_plain.yaml
+asr_lego_phn_plain_seed2:conf/train_asr_lego_phn_plain.yaml,conf/seed2.yaml
+asr_swap_seed_baseline=exp/asr_baseline_phn_seed2/modules/encoder+exp/asr_baseline_phn/modules/decoder
+asr_swap_seed_lego=exp/asr_lego_phn_seed2/modules/encoder+exp/asr_lego_phn/modules/decoder
+asr_swap_arch_lego=exp/asr_lego_phn_beamconv/modules/encoder+exp/asr_lego_phn/modules/decoder
+asr_plug_lego=exp/asr_phn/modules/encoder+exp/asr_lego_phn/modules/decoder
+asr_swap_seed_plain=exp/asr_lego_phn_plain_seed2/modules/encoder+exp/asr_lego_phn_plain/modules/decoder"
+stress_decodes="asr_baseline_phn@test asr_baseline_phn_seed2@test asr_swap_seed_baseline@test
+asr_lego_phn@test asr_lego_phn_seed2@test asr_swap_seed_lego@test asr_lego_phn_beamconv@test asr_swap_arch_lego@test
+asr_plug_lego@test asr_lego_phn_plain@test asr_lego_phn_plain_seed2@test asr_swap_seed_plain@test"
+stress_relative="asr_swap_seed_baseline@test=asr_baseline_phn asr_swap_seed_lego@test=asr_lego_phn
+asr_swap_arch_lego@test=asr_lego_phn asr_plug_lego@test=asr_lego_phn asr_swap_seed_plain@test=asr_lego_phn_plain"
 # In order: exp_name:config[,config] (trained) or exp_name=module+module (composed);
 # exp dirs are named here, never derived from options.
 experiments="asr_baseline:conf/train_asr_baseline.yaml
