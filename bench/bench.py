@@ -29,10 +29,10 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from legonn.beam_search import beam_search  # noqa: E402
-from legonn.chain import Chain  # noqa: E402
+from legonn.nn.beam_search import beam_search  # noqa: E402
+from legonn.nn.chain import Chain  # noqa: E402
 from legonn.fileio import write_atomic  # noqa: E402
-from legonn.vocab import PAD  # noqa: E402
+from legonn.data.vocab import PAD  # noqa: E402
 
 WORKLOADS = ("matmul_peak", "mt_train_baseline", "mt_train_legonn", "mt_decode_baseline", "mt_decode_legonn", "asr_train")
 SEED = 1234
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if any(n.endswith("_train") and "matmul_peak" not in names for n in names):
         names.insert(0, "matmul_peak")  # MFU needs the peak
-    logging.getLogger("legonn.ctc").setLevel(logging.ERROR)  # skipped-utterance warnings: counted in the report
+    logging.getLogger("legonn.nn.ctc").setLevel(logging.ERROR)  # skipped-utterance warnings: counted in the report
 
     cfg, device = (QUICK if args.quick else FULL), torch.device(args.device)
     timer = Timer(device)

@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
         "targets": {},  # stream name -> {file, vocab}
         "max_input_length": None,
         "max_target_length": None,
-        "specaug": None,  # training-set SpecAugment, e.g. {freq_masks: 2, freq_width: 27, time_masks: 2, time_width: 70, time_ratio: 0.2, prob: 1.0} (legonn/specaug.py)
+        "specaug": None,  # training-set SpecAugment, e.g. {freq_masks: 2, freq_width: 27, time_masks: 2, time_width: 70, time_ratio: 0.2, prob: 1.0} (legonn/data/specaug.py)
     },
     "batching": {"max_tokens": 4000, "max_sentences": None, "shuffle": True, "seed": 1},
     "optim": {

@@ -201,7 +201,7 @@ SHARED_EPOCHS = 8
 def shared_experiment(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     """The worked example trained end to end: 8 epochs, validation once an epoch, keep_best 3."""
     if "exp" not in _SHARED:
-        from legonn.trainer import train
+        from legonn.engine.trainer import train
 
         data = shared_corpus(tmp_path_factory)
         root = tmp_path_factory.mktemp("shared_exp")

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from legonn.artifact import assemble, load_module, save_module
-from legonn.chain import build_module
+from legonn.modules.artifact import assemble, load_module, save_module
+from legonn.nn.chain import build_module
 from legonn.errors import LegonnError
-from legonn.interface import ModuleOutput
-from legonn.vocab import Vocabulary
+from legonn.nn.interface import ModuleOutput
+from legonn.data.vocab import Vocabulary
 
 TINY = {"d_model": 32, "heads": 2, "d_ff": 64, "layers": 1, "dropout": 0.0}
 FEAT = 8

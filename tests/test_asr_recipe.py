@@ -190,7 +190,7 @@ def test_recipe_configs_build_and_run(conf):
     import torch
 
     from legonn.config import resolve
-    from legonn.experiment import build_model
+    from legonn.engine.experiment import build_model
 
     config = resolve(RECIPE / "conf" / conf)
     # Each model normalises with the statistics of its own training set (the pronunciation

@@ -1,4 +1,4 @@
-"""Reading wav.scp entries (legonn/audio.py): files, SPHERE, pipes, segments, resampling, speed."""
+"""Reading wav.scp entries (legonn/speech/audio.py): files, SPHERE, pipes, segments, resampling, speed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from legonn import audio as A
+from legonn.speech import audio as A
+from legonn.speech import wavscp as W
 from legonn.errors import LegonnError
 
 
@@ -195,23 +196,23 @@ def test_speed_changes_tempo_and_pitch(tmp_path):
     path = tmp_path / "a.wav"
     sf.write(path, A.to_int16(x), 16000)
     for factor in (0.9, 1.1):
-        value = A.speed_entry(str(path), factor)
+        value = W.speed_entry(str(path), factor)
         assert value == f"sox -t wav {path} -t wav - speed {factor} |"
         y = A.read_audio(value)  # applied in-process, sox not needed
         assert abs(len(y) - len(x) / factor) <= 1
         assert abs(peak_hz(y, 16000) - 1000 * factor) <= 3
-    piped = A.speed_entry(f"cat {path} |", 0.9)
+    piped = W.speed_entry(f"cat {path} |", 0.9)
     assert piped == f"cat {path} | sox -t wav - -t wav - speed 0.9 |"
-    assert A.parse_wav_entry(piped) == A.WavEntry("pipe", f"cat {path}", 0.9)
-    np.testing.assert_allclose(A.read_audio(piped), A.read_audio(A.speed_entry(str(path), 0.9)), atol=1e-6)
+    assert W.parse_wav_entry(piped) == W.WavEntry("pipe", f"cat {path}", 0.9)
+    np.testing.assert_allclose(A.read_audio(piped), A.read_audio(W.speed_entry(str(path), 0.9)), atol=1e-6)
 
 
 def test_parse_entries_and_conversions():
-    assert A.parse_wav_entry("/a b.wav") == A.WavEntry("file", "/a b.wav")
-    assert A.parse_wav_entry("sox 'a b.flac' -t wav - speed 1.1 |") == A.WavEntry("file", "a b.flac", 1.1)
-    assert A.parse_wav_entry("sox a.wav -t wav - remix 1 |").kind == "pipe"  # not a speed change: run it
-    assert A.parse_wav_entry("x.ark:123") == A.WavEntry("ark", "x.ark", 1.0, 123)
-    assert A.entry_files("sph2pipe -f wav -p -c 1 /d/sw0001.sph |") == ["/d/sw0001.sph"]
+    assert W.parse_wav_entry("/a b.wav") == W.WavEntry("file", "/a b.wav")
+    assert W.parse_wav_entry("sox 'a b.flac' -t wav - speed 1.1 |") == W.WavEntry("file", "a b.flac", 1.1)
+    assert W.parse_wav_entry("sox a.wav -t wav - remix 1 |").kind == "pipe"  # not a speed change: run it
+    assert W.parse_wav_entry("x.ark:123") == W.WavEntry("ark", "x.ark", 1.0, 123)
+    assert W.entry_files("sph2pipe -f wav -p -c 1 /d/sw0001.sph |") == ["/d/sw0001.sph"]
     i16 = np.array([-32768, -1, 0, 1, 32767], np.int16)
     np.testing.assert_array_equal(A.to_int16(A.to_float32(i16)), i16)
     assert A.to_float32(np.array([0, 255], np.uint8)).tolist() == [-1.0, 127 / 128]

@@ -1,4 +1,4 @@
-"""Tests of legonn/beam_search.py: batched beam search and greedy search over decoder modules."""
+"""Tests of legonn/nn/beam_search.py: batched beam search and greedy search over decoder modules."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from legonn.beam_search import Hypothesis, beam_search, greedy_search, output_limits
-from legonn.chain import Chain
-from legonn.vocab import EOS, PAD, SOS, UNK
+from legonn.nn.beam_search import Hypothesis, beam_search, greedy_search, output_limits
+from legonn.nn.chain import Chain
+from legonn.data.vocab import EOS, PAD, SOS, UNK
 
 SRC, INTER, OUT, D = 17, 13, 19, 32
 N = 8

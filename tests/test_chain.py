@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from legonn.chain import Chain, decoder_io
+from legonn.nn.chain import Chain, decoder_io
 from legonn.errors import LegonnError
-from legonn.loss import IGNORE
-from legonn.vocab import EOS, PAD, SOS
+from legonn.nn.loss import IGNORE
+from legonn.data.vocab import EOS, PAD, SOS
 
 TINY = {"d_model": 16, "heads": 2, "d_ff": 32, "layers": 1, "dropout": 0.0}
 

@@ -1,4 +1,4 @@
-"""Tests of checkpoints (legonn/checkpoint.py): exact resumption of an interrupted run,
+"""Tests of checkpoints (legonn/engine/checkpoint.py): exact resumption of an interrupted run,
 keep-best-N bookkeeping, ``legonn average`` and safe loading."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import yaml
 
 from fixtures import corpus, resolved, single_thread, state_equal, trained  # noqa: F401  (fixtures)
 from legonn import cli
-from legonn.checkpoint import INDEX, LAST, CheckpointKeeper, average, load, save_atomic, select
+from legonn.engine.checkpoint import INDEX, LAST, CheckpointKeeper, average, load, save_atomic, select
 from legonn.errors import LegonnError
-from legonn.trainer import train
+from legonn.engine.trainer import train
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -75,12 +75,12 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(corpus, tmp_pat
 
 def test_without_the_rng_state_the_resumed_run_would_differ(corpus, tmp_path, monkeypatch):
     """The dropout RNG matters: the equality above is not a coincidence."""
-    import legonn.trainer
+    import legonn.engine.trainer
 
     config = _resume_config(corpus, tmp_path, 1, 2, 6)
     train(config, tmp_path / "a")
     train(config, tmp_path / "b", stop_at_step=3)
-    monkeypatch.setattr(legonn.trainer, "set_rng_state", lambda state: None)
+    monkeypatch.setattr(legonn.engine.trainer, "set_rng_state", lambda state: None)
     train(config, tmp_path / "b")
     assert state_equal(_final(tmp_path / "a")["model"], _final(tmp_path / "b")["model"]) != []
 
@@ -201,7 +201,7 @@ def test_average_of_a_trained_experiment(trained, tmp_path, capsys):
         assert torch.equal(averaged[key], value), key
     assert average([exp_dir / "checkpoints" / e["file"] for e in latest]).keys() == averaged.keys()
     # the averaged file decodes like any checkpoint of the experiment
-    from legonn.experiment import load_trained
+    from legonn.engine.experiment import load_trained
 
     assert load_trained(exp_dir, out).checkpoint == out
 

@@ -12,14 +12,14 @@ from safetensors.torch import load_file
 
 from fixtures import shared_experiment, single_thread  # noqa: F401  (fixture)
 from legonn import cli
-from legonn.artifact import assemble, load_module, save_module
-from legonn.chain import Chain
-from legonn.compose import compose, load_composed, read_composed, write_finetune_config
+from legonn.modules.artifact import assemble, load_module, save_module
+from legonn.nn.chain import Chain
+from legonn.modules.compose import compose, load_composed, read_composed, write_finetune_config
 from legonn.config import fill_placeholders, resolve
 from legonn.errors import LegonnError
-from legonn.experiment import load_trained, open_dataset, stream_sizes
-from legonn.export import export_modules
-from legonn.vocab import Vocabulary
+from legonn.engine.experiment import load_trained, open_dataset, stream_sizes
+from legonn.modules.export import export_modules
+from legonn.data.vocab import Vocabulary
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -125,8 +125,8 @@ def test_length_gap_warning_suggests_an_olc_factor(modules, tmp_path, capsys):
 
 
 def test_composed_decodes_like_its_parts(modules, composed, tmp_path):
-    from legonn.data import ChainDataset, StreamSpec
-    from legonn.decode import decode_dataset
+    from legonn.data.dataset import ChainDataset, StreamSpec
+    from legonn.engine.decode import decode_dataset
 
     valid = modules["config"]["data"]["valid"]
     common = ["--data_dir", valid, "--input_file", "text.de", "--beam", "3"]
@@ -147,7 +147,7 @@ def test_composed_decodes_like_its_parts(modules, composed, tmp_path):
 
 
 def test_failing_compose_leaves_no_folder(modules, composed, tmp_path, monkeypatch):
-    import legonn.compose as mod
+    import legonn.modules.compose as mod
 
     real, calls = mod._copy_part, []
 

@@ -209,7 +209,7 @@ def test_yaml_that_is_not_a_mapping(tmp_path):
 
 
 def test_placeholders_are_filled_from_the_data(conf_file):
-    from legonn.experiment import build_experiment
+    from legonn.engine.experiment import build_experiment
 
     config = resolve(conf_file)
     exp = build_experiment(config)

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from legonn.chain import Chain
-from legonn.ctc import BLANK, CTCInterface, greedy_decode, min_ctc_length
+from legonn.nn.chain import Chain
+from legonn.nn.ctc import BLANK, CTCInterface, greedy_decode, min_ctc_length
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Kaldi data dirs (legonn/datadir.py, legonn datadir, utils/*_data_dir.sh, utils/split_scp.sh)."""
+"""Kaldi data dirs (legonn/speech/datadir.py, legonn datadir, utils/*_data_dir.sh, utils/split_scp.sh)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from legonn import cli
-from legonn import datadir as D
+from legonn.speech import datadir as D
 from legonn.errors import LegonnError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -353,7 +353,7 @@ def test_split_scp_script_with_job_pattern(tmp_path):
 
 
 def test_write_data_dir_replaces_the_whole_dir_or_nothing(tmp_path):
-    from legonn.datadir import write_data_dir
+    from legonn.speech.datadir import write_data_dir
 
     out = tmp_path / "train"
     write_data_dir(out, {"text": ["u1 a b"], "utt2spk": ["u1 s1"], "feats.scp": ["u1 x.ark:1"]})

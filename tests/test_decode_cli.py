@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fixtures import run_legonn, run_legonn_parallel, shared_experiment, single_thread  # noqa: F401  (fixture)
-from legonn.data import read_table
+from legonn.fileio import read_table
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -43,7 +43,7 @@ def test_export_writes_module_folders(exported):
 
 
 def test_export_records_length_statistics(exported):
-    from legonn.experiment import open_dataset
+    from legonn.engine.experiment import open_dataset
 
     _, config, out = exported
     enc = json.loads((out / "encoder" / "module.json").read_text())["extra"]
@@ -117,7 +117,7 @@ def test_decode_modules_reads_the_recorded_input_file(exported, tmp_path, capsys
     """Module folders read the data file their first module was trained on (recorded at export);
     a named --input_file that is missing is one error line and no output."""
     from legonn import cli
-    from legonn.artifact import read_meta
+    from legonn.modules.artifact import read_meta
 
     _, config, modules = exported
     assert read_meta(modules / "encoder")["extra"]["input"] == {"file": config["data"]["input"]["file"]}
@@ -138,16 +138,16 @@ def test_decode_modules_reads_the_recorded_input_file(exported, tmp_path, capsys
 
 def test_decode_failing_midway_leaves_no_partial_files(exported, tmp_path, monkeypatch):
     """An error after some batches were decoded: nothing under the final names, no temporary files."""
-    import legonn.decode
-    from legonn.experiment import load_trained
-    from legonn.vocab import Vocabulary
+    import legonn.engine.decode
+    from legonn.engine.experiment import load_trained
+    from legonn.data.vocab import Vocabulary
 
     exp_dir, config, _ = exported
     exp = load_trained(exp_dir)
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("unrelated\n")
-    real, calls = legonn.decode.beam_search, []
+    real, calls = legonn.engine.decode.beam_search, []
 
     def failing(*args, **kwargs):
         calls.append(1)
@@ -155,10 +155,10 @@ def test_decode_failing_midway_leaves_no_partial_files(exported, tmp_path, monke
             raise RuntimeError("boom")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(legonn.decode, "beam_search", failing)
+    monkeypatch.setattr(legonn.engine.decode, "beam_search", failing)
     vocab = Vocabulary.load(config["data"]["targets"]["en"]["vocab"])
     with pytest.raises(RuntimeError, match="boom"):
-        legonn.decode.decode_dataset(exp.model, exp.valid_set, out, vocab, {"encoder": vocab}, beam=2, max_tokens=40)
+        legonn.engine.decode.decode_dataset(exp.model, exp.valid_set, out, vocab, {"encoder": vocab}, beam=2, max_tokens=40)
     assert len(calls) == 2
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from legonn.chain import build_module
-from legonn.interface import ModuleOutput
-from legonn.transformer import reorder_cache
+from legonn.nn.chain import build_module
+from legonn.nn.interface import ModuleOutput
+from legonn.nn.transformer import reorder_cache
 
 ATOL = 1e-5
 TINY = {"d_model": 32, "heads": 4, "d_ff": 64, "layers": 2, "dropout": 0.0}

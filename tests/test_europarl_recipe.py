@@ -243,7 +243,7 @@ def test_real_configs_build(conf):
     import torch
 
     from legonn.config import resolve
-    from legonn.experiment import build_model
+    from legonn.engine.experiment import build_model
 
     config = resolve(RECIPE / "conf" / conf)
     with torch.device("meta"):

@@ -1,4 +1,4 @@
-"""Filterbank features (legonn/fbank.py) and the ``legonn features`` command."""
+"""Filterbank features (legonn/speech/fbank.py) and the ``legonn features`` command."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 
 from legonn import cli
-from legonn.audio import to_int16
-from legonn.data import FeatureStream, GlobalCMVN, StreamSpec
+from legonn.speech.audio import to_int16
+from legonn.data.dataset import FeatureStream, GlobalCMVN, StreamSpec
 from legonn.errors import LegonnError
-from legonn.fbank import FbankConfig, compute_fbank
+from legonn.speech.fbank import FbankConfig, compute_fbank
 
 
 def reference_fbank(x16: np.ndarray, rate: int = 16000, num_bins: int = 80, low: float = 20.0) -> np.ndarray:
@@ -140,7 +140,7 @@ def test_features_failing_utterance_stops_cleanly(tmp_path):
 
 
 def test_features_of_speed_perturbed_dir(tmp_path):
-    from legonn import datadir as D
+    from legonn.speech import datadir as D
 
     d = make_speech_dir(tmp_path)
     sp = tmp_path / "data" / "train_sp"

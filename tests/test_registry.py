@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from legonn.chain import Chain, ModuleSpec, build_module
+from legonn.nn.chain import Chain, ModuleSpec, build_module
 from legonn.errors import LegonnError
 from legonn.registry import FRONTENDS, INGESTORS, MODULES, Registry
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sacrebleu
 
-from legonn import score as S
+from legonn.engine import score as S
 from legonn.errors import LegonnError
 
 ROOT = Path(__file__).resolve().parents[1]

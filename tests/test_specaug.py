@@ -1,4 +1,4 @@
-"""SpecAugment masking (legonn/specaug.py) and its wiring into the training data (data.specaug)."""
+"""SpecAugment masking (legonn/data/specaug.py) and its wiring into the training data (data.specaug)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ import yaml
 
 from legonn.config import DEFAULTS, resolve
 from legonn.errors import LegonnError
-from legonn.specaug import SpecAugment
+from legonn.data.specaug import SpecAugment
 
 
 def masked_rows_cols(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +142,7 @@ def _config(root: Path, tmp: Path, specaug) -> dict:
 
 
 def test_train_set_is_augmented_and_valid_set_is_not(tmp_path):
-    from legonn.experiment import open_dataset
+    from legonn.engine.experiment import open_dataset
 
     root = _feature_corpus(tmp_path / "data")
     config = _config(root, tmp_path, {"freq_masks": 2, "freq_width": 5, "time_masks": 2, "time_width": 10})
@@ -171,8 +171,8 @@ def test_train_set_is_augmented_and_valid_set_is_not(tmp_path):
 
 
 def test_config_errors_surface_when_the_data_is_opened(tmp_path):
-    from legonn.data import ChainDataset, StreamSpec
-    from legonn.experiment import open_dataset
+    from legonn.data.dataset import ChainDataset, StreamSpec
+    from legonn.engine.experiment import open_dataset
 
     root = _feature_corpus(tmp_path / "data")
     with pytest.raises(LegonnError, match="data.specaug: unknown key.*time_mask"):

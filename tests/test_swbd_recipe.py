@@ -291,7 +291,7 @@ def test_real_configs_have_the_papers_setup_and_build(conf):
     import torch
 
     from legonn.config import resolve
-    from legonn.experiment import build_model
+    from legonn.engine.experiment import build_model
 
     config = resolve(RECIPE / "conf" / conf)
     assert config["scheduler"] == {**config["scheduler"], "type": "tristage", "warmup_steps": 35000, "hold_steps": 1000,

@@ -63,7 +63,7 @@ def test_two_voices_give_16khz_mono_speech_of_plausible_length(tmp_path):
     utt2spk = dict(line.split() for line in (data / "utt2spk").read_text().splitlines())
     assert sorted(text.values()) == sorted(s for _, s in sents)  # original case and punctuation
     assert all(utt.startswith(spk + "-") for utt, spk in utt2spk.items())
-    from legonn.datadir import check
+    from legonn.speech.datadir import check
 
     assert check(str(data)).total == 0
 
@@ -149,7 +149,7 @@ def test_synthesis_is_deterministic_for_any_nj(tmp_path):
 
 @pytest.mark.parametrize("orig", [22050, 8000, 44100])
 def test_resampler_matches_legonn_audio(orig):
-    from legonn.audio import resample as reference
+    from legonn.speech.audio import resample as reference
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal(orig // 2 + 123).astype(np.float32) * 0.1

@@ -262,7 +262,7 @@ def test_real_configs_have_the_papers_setup_and_build(conf):
     import torch
 
     from legonn.config import resolve
-    from legonn.experiment import build_model
+    from legonn.engine.experiment import build_model
 
     config = resolve(RECIPE / "conf" / conf)
     assert config["scheduler"]["type"] == "tristage" and config["trainer"]["max_steps"] == 80000

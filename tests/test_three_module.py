@@ -138,11 +138,11 @@ def test_second_domain_speech(tree):
 
 def test_three_modules_compose_decode_and_score(tree, monkeypatch, capsys):
     from legonn import cli
-    from legonn.artifact import input_spec, load_module, save_module
-    from legonn.chain import build_module
-    from legonn.compose import part_folders
-    from legonn.phonemes import PHONEMES
-    from legonn.vocab import Vocabulary
+    from legonn.modules.artifact import input_spec, load_module, save_module
+    from legonn.nn.chain import build_module
+    from legonn.modules.compose import part_folders
+    from legonn.speech.phonemes import PHONEMES
+    from legonn.data.vocab import Vocabulary
 
     asr, _ = tree
     monkeypatch.chdir(asr)

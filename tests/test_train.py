@@ -1,4 +1,4 @@
-"""Tests of ``legonn train`` (legonn/trainer.py, legonn/experiment.py, legonn/scheduler.py) on a
+"""Tests of ``legonn train`` (legonn/engine/trainer.py, legonn/engine/experiment.py, legonn/engine/scheduler.py) on a
 synthetic word-for-word translation corpus: the experiment directory, keep-best-N, re-runs,
 multi-process training, freezing and initialising modules, learning-rate schedules."""
 from __future__ import annotations
@@ -28,13 +28,13 @@ from fixtures import (  # noqa: F401  (corpus and trained are fixtures)
     trained,
     write_config,
 )
-from legonn.checkpoint import INDEX, LAST, load
+from legonn.engine.checkpoint import INDEX, LAST, load
 from legonn.config import resolve
-from legonn.data import make_batches, shard
+from legonn.data.batching import make_batches, shard
 from legonn.errors import LegonnError
-from legonn.experiment import build_experiment
-from legonn.scheduler import build_scheduler
-from legonn.trainer import train
+from legonn.engine.experiment import build_experiment
+from legonn.engine.scheduler import build_scheduler
+from legonn.engine.trainer import train
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -258,8 +258,8 @@ def test_freezing_everything_is_an_error(corpus, tmp_path):
 
 @pytest.fixture
 def exported_encoder(trained, tmp_path):
-    from legonn.experiment import load_trained, open_dataset
-    from legonn.export import export_modules
+    from legonn.engine.experiment import load_trained, open_dataset
+    from legonn.modules.export import export_modules
 
     exp_dir, _ = trained
     exp = load_trained(exp_dir)
@@ -269,7 +269,7 @@ def exported_encoder(trained, tmp_path):
 
 
 def test_init_modules_starts_from_exported_weights(corpus, tmp_path, trained, exported_encoder):
-    from legonn.experiment import load_trained
+    from legonn.engine.experiment import load_trained
 
     folder, weights = exported_encoder
     config = resolved(corpus, tmp_path, edit={"trainer": {"init_modules": {"encoder": str(folder)}}})

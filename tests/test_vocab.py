@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from legonn.errors import LegonnError
-from legonn.vocab import BLANK, EOS, PAD, SOS, SPECIALS, UNK, Vocabulary
+from legonn.data.vocab import BLANK, EOS, PAD, SOS, SPECIALS, UNK, Vocabulary
 
 
 def test_special_ids():

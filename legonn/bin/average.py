@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from legonn.checkpoint import average, save_atomic, select
+from legonn.engine.checkpoint import average, save_atomic, select
 from legonn.errors import LegonnError
 
 

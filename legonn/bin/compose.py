@@ -6,14 +6,14 @@ consumer was trained on by more than --max_length_gap, and suggests an OLC facto
 
 The composed folder holds composed.json, parts/<i>_<name>/ (a copy of each module folder),
 README.md and finetune.yaml; pass it to `legonn decode --modules`, `legonn inspect --modules`,
-or, with its data section filled in, to `legonn train --config` (see legonn/compose.py).
+or, with its data section filled in, to `legonn train --config` (see legonn/modules/compose.py).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from legonn.compose import DEFAULT_MAX_LENGTH_GAP
+from legonn.modules.compose import DEFAULT_MAX_LENGTH_GAP
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     p = parser()
     args = p.parse_args(argv)
-    from legonn.compose import compose, write_finetune_config
+    from legonn.modules.compose import compose, write_finetune_config
 
     if args.finetune_config:
         path = write_finetune_config(args.finetune_config, args.out)

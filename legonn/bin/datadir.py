@@ -17,8 +17,8 @@ import logging
 import sys
 from pathlib import Path
 
-from legonn import datadir as D
 from legonn.errors import LegonnError
+from legonn.speech import datadir as D
 
 ACTIONS = ("validate", "fix", "subset", "combine", "speed_perturb", "split_scp")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from legonn.data import ChainDataset, StreamSpec
-from legonn.decode import decode_dataset
-from legonn.distributed import DistInfo, device_for
+from legonn.data.dataset import ChainDataset, StreamSpec
+from legonn.engine.decode import decode_dataset
+from legonn.engine.distributed import DistInfo, device_for
 from legonn.errors import LegonnError
 from legonn.fileio import write_atomic
 
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     device = device_for(args.device, DistInfo())
 
     if args.exp_dir:
-        from legonn.experiment import load_trained
+        from legonn.engine.experiment import load_trained
 
         exp = load_trained(args.exp_dir, args.checkpoint)
         model, config = exp.model, exp.config
@@ -44,7 +44,8 @@ def main(argv: list[str]) -> int:
         target_files = {spec.name: data["targets"][spec.target]["file"] for spec in model.specs
                         if spec.target in (data.get("targets") or {})}
     else:
-        from legonn.artifact import assemble, input_spec as module_input_spec
+        from legonn.modules.artifact import assemble
+        from legonn.modules.artifact import input_spec as module_input_spec
 
         model, loaded = assemble(args.modules)
         input_spec = module_input_spec(loaded, args.input_file)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from legonn.experiment import load_trained
-from legonn.export import export_modules
+from legonn.engine.experiment import load_trained
+from legonn.modules.export import export_modules
 
 
 def main(argv: list[str]) -> int:
@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--trained_on", default="", help="a line for the module cards (data, steps, who)")
     args = p.parse_args(argv)
     exp = load_trained(args.exp_dir, args.checkpoint)
-    from legonn.experiment import open_dataset
+    from legonn.engine.experiment import open_dataset
 
     train_set = open_dataset(exp.config, "train")
     provenance = args.trained_on or (

@@ -12,7 +12,7 @@ import logging
 import sys
 
 from legonn.errors import LegonnError
-from legonn.fbank import FbankConfig, compute_features
+from legonn.speech.fbank import FbankConfig, compute_features
 
 
 def _bool(text: str) -> bool:

@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    from legonn.inspect import run
+    from legonn.modules.inspector import run
 
     _, report = run(args.modules, args.data_dir, args.input_file, args.utt, args.first, args.top, args.out_dir,
                     args.beam, args.ref_file, length_penalty=args.length_penalty,

@@ -8,11 +8,10 @@ Homographs take the dictionary's first pronunciation (there is no POS tagger).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from legonn.fileio import read_table, write_atomic
 from legonn.errors import LegonnError
+from legonn.fileio import read_table, write_atomic
 
 
 def main(argv: list[str]) -> int:
@@ -31,7 +30,7 @@ def main(argv: list[str]) -> int:
 
     from tqdm import tqdm
 
-    from legonn.phonemes import Phonemizer
+    from legonn.speech.phonemes import Phonemizer
 
     rows = list(read_table(args.inp, what="text file").items())
     phonemize = Phonemizer(stress=args.stress, word_boundary=args.word_boundary)

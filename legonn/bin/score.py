@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from legonn import score as S
+from legonn.engine import score as S
 from legonn.errors import LegonnError
 
 _METRICS = {"wer": ("wer",), "bleu": ("bleu",), "all": ("wer", "bleu", "chrf")}

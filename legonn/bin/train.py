@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     if not args.exp_dir:
         parser().error("--exp_dir is required (name the experiment explicitly)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    from legonn.trainer import train
+    from legonn.engine.trainer import train
 
     train(config, args.exp_dir, args.device)
     return 0

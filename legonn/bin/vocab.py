@@ -8,10 +8,9 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from legonn.fileio import write_atomic
-from legonn.fileio import read_table
+from legonn.data.vocab import SPECIALS, UNK, Vocabulary
 from legonn.errors import LegonnError
-from legonn.vocab import SPECIALS, UNK, Vocabulary
+from legonn.fileio import read_table, write_atomic
 
 
 def read_texts(files: list[str]) -> list[str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "utils"))
 from text_norm import make_normaliser  # noqa: E402
 
-from legonn.datadir import sort_key, write_data_dir  # noqa: E402
+from legonn.speech.datadir import sort_key, write_data_dir  # noqa: E402
 
 SPLITS = ("train", "dev", "test")
 AUDIO_EXTS = (".m4a", ".wav")

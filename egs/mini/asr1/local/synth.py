@@ -6,7 +6,7 @@ Engines, in order of preference (``--engines auto``):
 * ``espeak``: espeak-ng.  Backend ``lib`` (the primary path, needs only PyPI): libespeak-ng and
   its data from the ``espeakng-loader`` wheel (the ``speech`` extra), driven through ctypes in
   synchronous mode with a callback that collects the samples.  Backend ``cli``: the ``espeak-ng``
-  program, when installed.  espeak-ng renders at 22050 Hz; :func:`resample` (legonn.audio's
+  program, when installed.  espeak-ng renders at 22050 Hz; :func:`resample` (legonn.speech.audio's
   filter, computed phase by phase) brings that to 16 kHz.  Voices: 8 English accents x ~30 voice variants, each speaker with its own rate
   (140-190 wpm) and pitch (30-70).
 * ``flite``: the ``flite`` program's 16 kHz voices (awb, rms, slt, kal16), if installed.
@@ -415,7 +415,7 @@ _FILTERS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int]] = {}
 
 
 def _phase_filters(up: int, down: int, width: int = 16, rolloff: float = 0.945, beta: float = 8.6):
-    """Per-output-phase taps of legonn.audio.resample's Kaiser-windowed sinc (same parameters)."""
+    """Per-output-phase taps of legonn.speech.audio.resample's Kaiser-windowed sinc (same parameters)."""
     if (up, down) not in _FILTERS:
         base = min(up, down) * rolloff
         pad = int(np.ceil(width * down / base))  # filter half-width in input samples
@@ -431,9 +431,9 @@ def _phase_filters(up: int, down: int, width: int = 16, rolloff: float = 0.945, 
 
 
 def resample(x: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
-    """legonn.audio.resample's filter (outputs agree to ~1e-6), ~10x faster for 22050 -> 16000 Hz.
+    """legonn.speech.audio.resample's filter (outputs agree to ~1e-6), ~10x faster for 22050 -> 16000 Hz.
 
-    legonn.audio applies a dense (up x (down + 2 pad)) matrix per block of ``down`` input samples;
+    legonn.speech.audio applies a dense (up x (down + 2 pad)) matrix per block of ``down`` input samples;
     here each of the ``up`` output phases uses only the 2 pad + 2 input samples its sinc reaches.
     """
     from fractions import Fraction

@@ -22,8 +22,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Optional
 
-from legonn.audio import sphere_header
-from legonn.datadir import write_data_dir as write_tables
+from legonn.speech.audio import sphere_header
+from legonn.speech.datadir import write_data_dir as write_tables
 from legonn.errors import LegonnError
 
 PROG = "local/prepare_tedlium.py"
@@ -61,7 +61,7 @@ def normalise_ted(words: Iterable[str]) -> list[str]:
 
 
 def read_sph_header(path: Path) -> dict[str, str]:
-    """The SPHERE header fields (legonn.audio.sphere_header); a bad file ends the preparation."""
+    """The SPHERE header fields (legonn.speech.audio.sphere_header); a bad file ends the preparation."""
     try:
         fields = sphere_header(path)
     except LegonnError as exc:

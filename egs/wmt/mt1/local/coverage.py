@@ -16,7 +16,7 @@ from pathlib import Path
 from legonn.bin.vocab import coverage, read_texts
 from legonn.errors import LegonnError
 from legonn.fileio import write_atomic
-from legonn.vocab import Vocabulary
+from legonn.data.vocab import Vocabulary
 
 
 def main() -> int:

@@ -1,0 +1,222 @@
+"""Module artifacts: a trained module as a folder another team can pick up.
+
+    module.json        type + constructor conf, interfaces (kind, vocabulary manifest + sha256),
+                       OLC factor and cap, expected output/input length ratio, provenance
+    model.safetensors  weights (no pickle: loading never runs code)
+    input.*, output.*  vocabularies (token list, and the sentencepiece model when there is one)
+    README.md          a short card
+
+``assemble`` builds a Chain from such folders and refuses a pair whose interface differs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from legonn.data.dataset import StreamSpec
+from legonn.data.vocab import Vocabulary
+from legonn.errors import LegonnError
+from legonn.fileio import public_mode, read_descriptor
+from legonn.modules.composed import expand
+from legonn.nn.chain import Chain, ModuleSpec, build_module
+from legonn.nn.interface import HIDDEN, MARGINALS
+from legonn.version import __version__
+
+FORMAT = "legonn-module"
+FORMAT_VERSION = 1
+
+
+def _interface(module: nn.Module, side: str, vocab: Optional[Vocabulary], directory: Path) -> dict[str, Any]:
+    kind = getattr(module, f"{side}_kind")
+    size = getattr(module, f"{side}_vocab_size", None)
+    entry: dict[str, Any] = {"kind": kind, "vocab": None}
+    if kind in (HIDDEN,):
+        # A baseline decoder reads states of its ingestor's input width (input_dim), not its own d_model.
+        ingestor = getattr(module, "ingestor", None) if side == "input" else None
+        entry["dim"] = getattr(ingestor, "input_dim", module.d_model)
+    if size is not None:
+        if vocab is None:
+            raise LegonnError(f"module has a {size}-symbol {side} vocabulary: pass it to save it with the module")
+        if len(vocab) != size:
+            raise LegonnError(f"{side} vocabulary has {len(vocab)} symbols but the module was built for {size}")
+        entry["vocab"] = vocab.save(directory, side)
+    return entry
+
+
+def _card(meta: dict[str, Any]) -> str:
+    def vocab_line(side: str) -> str:
+        iface = meta[side]
+        v = iface.get("vocab")
+        if v is None:
+            return f"- {side}: {iface['kind']}" + (f" ({iface['dim']}-dim)" if "dim" in iface else "")
+        src = v["sentencepiece"] or v["tokens"]
+        return f"- {side}: {iface['kind']} over {v['size']} symbols (`{src}`, sha256 `{v['sha256'][:16]}…`)"
+
+    olc = meta.get("olc")
+    lines = [
+        f"# {meta['name']}",
+        "",
+        f"A `{meta['type']}` LegoNN module exported by legonn {meta['legonn_version']}.",
+        "",
+        "## Interface",
+        vocab_line("input"),
+        vocab_line("output"),
+        f"- output length controller: factor {olc['factor']}, at most {olc['max_len']} positions" if olc else "- no output length controller",
+    ]
+    if meta.get("length_ratio") is not None:
+        lines.append(f"- expected output/input length ratio: {meta['length_ratio']:.3f}")
+    lines += ["", "## Training", meta.get("trained_on") or "(not recorded)", "", "Load it with `legonn.modules.artifact.load_module` or chain it with `legonn compose`.", ""]
+    return "\n".join(lines)
+
+
+def save_module(
+    module: nn.Module,
+    directory: str | os.PathLike,
+    name: str,
+    input_vocab: Optional[Vocabulary] = None,
+    output_vocab: Optional[Vocabulary] = None,
+    trained_on: str = "",
+    length_ratio: Optional[float] = None,
+    extra: Optional[dict[str, Any]] = None,
+    files: Optional[dict[str, Path]] = None,
+) -> Path:
+    """Write the artifact to a temporary sibling folder, then rename: never a half-written module.
+
+    ``files`` (name in the folder -> source path) travel with the module, e.g. the CMVN statistics
+    its input features must be normalised with."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        olc = getattr(module, "olc", None)
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "legonn_version": __version__,
+            "name": name,
+            "type": module.spec_type,
+            "conf": module.spec_conf,
+            "input": _interface(module, "input", input_vocab, tmp),
+            "output": _interface(module, "output", output_vocab, tmp),
+            "olc": {"factor": olc.factor_spec, "max_len": olc.max_len} if olc is not None else None,
+            "length_ratio": length_ratio,
+            "trained_on": trained_on,
+            "extra": extra or {},
+        }
+        save_model(module, str(tmp / "model.safetensors"))
+        for name_in_folder, source in (files or {}).items():
+            if not Path(source).is_file():
+                raise LegonnError(f"{source}: missing (needed in module folder {directory} as {name_in_folder})")
+            shutil.copyfile(source, tmp / name_in_folder)
+        (tmp / "module.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / "README.md").write_text(_card(meta), encoding="utf-8")
+        for item in [tmp, *tmp.iterdir()]:
+            public_mode(item)
+        if directory.exists():
+            shutil.rmtree(directory)
+        tmp.rename(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+class LoadedModule:
+    """A module read back from its folder, with its vocabularies and metadata."""
+
+    def __init__(self, directory: Path, module: nn.Module, meta: dict[str, Any], input_vocab, output_vocab):
+        self.directory, self.module, self.meta = directory, module, meta
+        self.input_vocab: Optional[Vocabulary] = input_vocab
+        self.output_vocab: Optional[Vocabulary] = output_vocab
+
+    @property
+    def name(self) -> str:
+        return self.meta["name"]
+
+
+def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
+    directory = Path(directory)
+    meta_file = directory / "module.json"
+    if not meta_file.is_file():
+        raise LegonnError(f"{directory}: not a legonn module folder (no module.json)")
+    meta = read_descriptor(meta_file, FORMAT, FORMAT_VERSION, "legonn module description")
+    for key in ("name", "type", "conf", "input", "output"):
+        if key not in meta:
+            raise LegonnError(f"{meta_file}: missing '{key}'")
+    return meta
+
+
+def load_module(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> LoadedModule:
+    directory = Path(directory)
+    meta = read_meta(directory)
+    vocabs = [
+        Vocabulary.from_manifest(directory, meta[side]["vocab"]) if meta[side].get("vocab") else None
+        for side in ("input", "output")
+    ]
+    module = build_module(meta["type"], meta["conf"])
+    weights = directory / "model.safetensors"
+    if not weights.is_file():
+        raise LegonnError(f"{directory}: model.safetensors is missing")
+    try:
+        missing, unexpected = load_model(module, str(weights), strict=False, device=str(map_location))
+    except Exception as exc:  # safetensors raises several types for corrupt or mismatched files
+        raise LegonnError(f"{weights}: cannot load weights ({str(exc).splitlines()[0]})") from None
+    if missing or unexpected:
+        what = f"missing {sorted(missing)[:3]}" if missing else f"unexpected {sorted(unexpected)[:3]}"
+        raise LegonnError(f"{weights}: weights do not fit the '{meta['type']}' architecture in module.json ({what})")
+    module.eval()
+    return LoadedModule(directory, module, meta, *vocabs)
+
+
+def input_spec(loaded: list[LoadedModule], input_file: Optional[str] = None):
+    """How the first module of a chain reads a data dir: the file it was trained on (recorded at
+    export), its token vocabulary or the CMVN statistics shipped in its folder."""
+    first = loaded[0]
+    recorded = (first.meta.get("extra") or {}).get("input") or {}
+    vocab = first.input_vocab
+    if vocab is not None:
+        vocab_file = vocab.spm_model or str(first.directory / first.meta["input"]["vocab"]["tokens"])
+        return StreamSpec(input_file or recorded.get("file") or "text", vocab_file)
+    cmvn = recorded.get("cmvn")
+    return StreamSpec(input_file or recorded.get("file") or "feats.scp", None,
+                      str(first.directory / cmvn) if cmvn else None)
+
+
+def check_interface(producer: LoadedModule, consumer: LoadedModule) -> None:
+    """Refuse, in one line, to feed ``consumer`` from a module that speaks another interface."""
+    out, inp = producer.meta["output"], consumer.meta["input"]
+    pair = f"cannot chain {producer.directory} -> {consumer.directory}"
+    if out["kind"] != inp["kind"]:
+        raise LegonnError(f"{pair}: the first outputs {out['kind']}, the second reads {inp['kind']}")
+    if out["kind"] == MARGINALS:
+        a, b = out["vocab"], inp["vocab"]
+        if a["sha256"] != b["sha256"]:
+            raise LegonnError(
+                f"{pair}: output vocabulary (sha256 {a['sha256'][:12]}, {a['size']} symbols) differs from "
+                f"input vocabulary (sha256 {b['sha256'][:12]}, {b['size']} symbols)"
+            )
+    elif out["kind"] == HIDDEN and out.get("dim") != inp.get("dim"):
+        raise LegonnError(f"{pair}: hidden width {out.get('dim')} vs {inp.get('dim')}")
+
+
+def assemble(directories: list[str | os.PathLike], label_smoothing: float = 0.1) -> tuple[Chain, list[LoadedModule]]:
+    """Load module folders and chain them in order, checking every interface.
+
+    A composed folder (``legonn compose``) stands for its parts, in order."""
+    loaded = [load_module(d) for d in expand(directories)]
+    for producer, consumer in zip(loaded, loaded[1:]):
+        check_interface(producer, consumer)
+    specs = [ModuleSpec(m.name, m.meta["type"], m.meta["conf"], m.meta.get("extra", {}).get("target")) for m in loaded]
+    names = [s.name for s in specs]
+    for i, s in enumerate(specs):  # the same module may appear twice (or two teams picked one name)
+        if names.count(s.name) > 1:
+            s.name = f"{s.name}_{i}"
+    return Chain(specs, [m.module for m in loaded], label_smoothing), loaded

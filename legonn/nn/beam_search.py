@@ -1,0 +1,271 @@
+"""Autoregressive search over a decoder module: batched beam search and greedy search.
+
+Semantics follow fairseq's ``SequenceGenerator``:
+
+* Output length limit per sentence: ``min(floor(max_len_a * source_len + max_len_b), max_len_cap)``
+  tokens, <eos> not counted; ``source_len`` defaults to the memory's valid length. At that step
+  <eos> is forced (the hypothesis keeps <eos>'s real log-probability). Unlike fairseq, which
+  takes the batch's longest source, each sentence has its own limit, so a sentence's result
+  does not depend on what else is in the batch.
+* ``min_len``: <eos> is forbidden while fewer than ``min_len`` tokens have been produced.
+* ``suppress_eos``: <eos> is forbidden until the length limit, so every output has exactly the
+  limit's number of tokens.
+* Pad/blank (id 0) is never produced; <unk> may be.
+* A finished hypothesis scores ``log_prob / len ** length_penalty`` where ``log_prob`` sums the
+  token log-probabilities, <eos> included, and ``len`` counts the tokens plus <eos>.
+* Each step takes the top ``2 * beam`` extensions of a sentence's ``beam`` live hypotheses (one
+  ``topk`` over beam x vocabulary); <eos> extensions among the first ``beam`` are finished, the
+  first ``beam`` other extensions go on. A sentence stops once it has ``beam`` finished
+  hypotheses or reaches its length limit; finished sentences leave the batch. (As in fairseq,
+  with a length penalty this early stop can miss a longer, better normalised hypothesis.)
+
+Decoders provide ``step`` (incremental, key/value cache), ``decode`` (full teacher-forced pass)
+and ``new_cache``, as ``legonn.nn.decoder.LegoDecoder`` does. Put the decoder in eval mode first.
+CTC best-path decoding is ``legonn.nn.ctc.greedy_decode``.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import torch
+
+from legonn.data.vocab import EOS, PAD, SOS
+from legonn.nn.transformer import reorder_cache
+
+MAX_LEN_CAP = 1024  # hard limit on output tokens, whatever max_len_a / max_len_b say
+NEG_INF = float("-inf")
+
+Lengths = Union[torch.Tensor, Sequence[int], None]
+
+__all__ = ["Hypothesis", "beam_search", "greedy_search", "output_limits"]
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # output token ids, without <sos> and <eos>
+    score: float  # log_prob / (len(tokens) + 1) ** length_penalty
+    log_prob: float  # summed token log-probabilities, <eos> included
+    positional_scores: list[float] = field(default_factory=list)  # one per token, then <eos>'s
+
+
+def output_limits(
+    memory: torch.Tensor,
+    memory_padding: Optional[torch.Tensor],
+    source_lengths: Lengths,
+    max_len_a: float,
+    max_len_b: int,
+    max_len_cap: int,
+) -> torch.Tensor:
+    """(B,) largest number of output tokens (<eos> not counted) of each sentence."""
+    if source_lengths is not None:
+        src = torch.as_tensor(source_lengths, device=memory.device)
+    elif memory_padding is not None:
+        src = (~memory_padding).sum(1)
+    else:
+        src = torch.full((memory.size(0),), memory.size(1), device=memory.device)
+    if src.shape != (memory.size(0),):
+        raise ValueError(f"source_lengths has shape {tuple(src.shape)}, expected ({memory.size(0)},)")
+    limit = torch.floor(max_len_a * src.double() + max_len_b).long()
+    return limit.clamp(min=0, max=max_len_cap)
+
+
+def _next_log_probs(
+    decoder, tokens: torch.Tensor, memory: torch.Tensor, memory_padding: Optional[torch.Tensor], cache
+) -> torch.Tensor:
+    """Float32 log-probabilities (rows, V) of the token following each row of ``tokens``."""
+    if cache is not None:
+        logits = decoder.step(tokens[:, -1], memory, memory_padding, cache)
+    else:
+        logits = decoder.decode(tokens, memory, memory_padding)[:, -1]
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def _constrain(
+    lprobs: torch.Tensor, step: int, limit: torch.Tensor, min_len: int, suppress_eos: bool
+) -> torch.Tensor:
+    """Apply the vocabulary rules in place; ``limit`` (rows,) is each row's length limit."""
+    eos_lp = lprobs[:, EOS].clone()
+    lprobs[:, PAD] = NEG_INF
+    if step < min_len or suppress_eos:
+        lprobs[:, EOS] = NEG_INF
+    at_limit = limit <= step
+    if bool(at_limit.any()):  # only <eos> is left; it wins over min_len and suppress_eos
+        lprobs[at_limit] = NEG_INF
+        lprobs[at_limit, EOS] = eos_lp[at_limit]
+    return lprobs
+
+
+def _reorder_cache(cache: list[dict], order: torch.Tensor, kept_rows: Optional[torch.Tensor]) -> list[dict]:
+    """Follow the surviving hypotheses: rows ``order`` of the self-attention keys/values.
+
+    Cross-attention keys/values depend on the memory alone, identical for all beams of a
+    sentence, so reordering beams leaves them be; they follow only sentences leaving the batch
+    (``kept_rows``). This skips copying (B * beam, heads, K, d) tensors at every step.
+    """
+    self_parts = reorder_cache([{p: t for p, t in layer.items() if p != "cross"} for layer in cache], order)
+    for new, old in zip(self_parts, cache):
+        if "cross" in old:
+            cross = old["cross"]
+            new["cross"] = cross if kept_rows is None else {name: t.index_select(0, kept_rows) for name, t in cross.items()}
+    return self_parts
+
+
+def _check_decoder(decoder) -> None:
+    if getattr(decoder, "training", False):
+        warnings.warn("searching with a decoder in training mode (dropout on); call .eval() first", stacklevel=3)
+
+
+@torch.no_grad()
+def beam_search(
+    decoder,
+    memory: torch.Tensor,
+    memory_padding: Optional[torch.Tensor],
+    beam: int = 5,
+    max_len_a: float = 0.0,
+    max_len_b: int = 200,
+    min_len: int = 1,
+    length_penalty: float = 1.0,
+    source_lengths: Lengths = None,
+    nbest: int = 1,
+    suppress_eos: bool = False,
+    use_cache: bool = True,
+    max_len_cap: int = MAX_LEN_CAP,
+) -> list[list[Hypothesis]]:
+    """Beam search for every sentence of ``memory`` (B, K, D) at once.
+
+    Returns, for each sentence, its ``nbest`` best finished hypotheses, best first (fewer only
+    when the vocabulary leaves fewer than ``nbest`` possible outputs).
+    ``use_cache=False`` re-runs ``decoder.decode`` over the whole prefix at every step.
+    """
+    if beam < 1:
+        raise ValueError(f"beam must be >= 1, got {beam}")
+    if not 1 <= nbest <= beam:
+        raise ValueError(f"nbest must be between 1 and the beam size {beam}, got {nbest}")
+    _check_decoder(decoder)
+    bsz, k, device = memory.size(0), beam, memory.device
+    if bsz == 0:
+        return []
+    limit = output_limits(memory, memory_padding, source_lengths, max_len_a, max_len_b, max_len_cap)
+    finished: list[list[Hypothesis]] = [[] for _ in range(bsz)]
+
+    sent = torch.arange(bsz, device=device)  # original index of each sentence still searching
+    rows = sent.repeat_interleave(k)
+    memory = memory.index_select(0, rows)
+    if memory_padding is not None:
+        memory_padding = memory_padding.index_select(0, rows)
+    cache = decoder.new_cache() if use_cache else None
+    tokens = torch.full((bsz * k, 1), SOS, dtype=torch.long, device=device)
+    token_lps = torch.zeros(bsz * k, 0, device=device)  # log-probability of each token so far
+    scores = torch.zeros(bsz, k, device=device)
+    scores[:, 1:] = NEG_INF  # all beams start identical: expand only the first one
+    counts = torch.zeros(bsz, dtype=torch.long, device=device)  # finished hypotheses per sentence
+    beam_range = torch.arange(k, device=device)
+    slot_range = torch.arange(2 * k, device=device)
+
+    for step in range(int(limit.max()) + 1):
+        n = sent.numel()
+        lprobs = _next_log_probs(decoder, tokens, memory, memory_padding, cache)
+        lprobs = _constrain(lprobs, step, limit.repeat_interleave(k), min_len, suppress_eos)
+        vocab = lprobs.size(1)
+        flat = (scores.view(-1, 1) + lprobs).view(n, k * vocab)
+        cand_scores, cand_idx = flat.topk(2 * k, dim=1)  # (n, 2k), best first
+        cand_beam = torch.div(cand_idx, vocab, rounding_mode="floor")
+        cand_tok = cand_idx % vocab
+        cand_lp = lprobs.view(n, k * vocab).gather(1, cand_idx)
+        cand_is_eos = cand_tok == EOS
+
+        # Finish the <eos> extensions ranked within the first `beam` candidates.
+        to_finish = cand_is_eos[:, :k] & torch.isfinite(cand_scores[:, :k])
+        if bool(to_finish.any()):
+            which = to_finish.nonzero()[:, 0]  # row-major: each sentence's best first
+            src = which * k + cand_beam[:, :k][to_finish]
+            prefixes = tokens.index_select(0, src)[:, 1:].tolist()
+            prefix_lps = token_lps.index_select(0, src).tolist()
+            totals, last = cand_scores[:, :k][to_finish].tolist(), cand_lp[:, :k][to_finish].tolist()
+            owners = sent.index_select(0, which).tolist()
+            norm = float(step + 1) ** length_penalty
+            for owner, toks, lps, total, eos_lp in zip(owners, prefixes, prefix_lps, totals, last):
+                if len(finished[owner]) < k:
+                    finished[owner].append(Hypothesis(toks, total / norm, total, lps + [eos_lp]))
+            counts = torch.tensor([len(finished[s]) for s in sent.tolist()], device=device)
+
+        # The first `beam` non-<eos> candidates live on (there are at least `beam` of the 2 * beam).
+        rank = cand_is_eos.long() * (2 * k) + slot_range
+        keep_slot = rank.topk(k, dim=1, largest=False).indices  # ascending rank: still best first
+        new_beam = cand_beam.gather(1, keep_slot)
+        new_tok = cand_tok.gather(1, keep_slot)
+        new_scores = cand_scores.gather(1, keep_slot)
+        new_lp = cand_lp.gather(1, keep_slot)
+
+        done = (counts >= k) | (limit <= step) | ~torch.isfinite(new_scores).any(1)
+        if bool(done.all()):
+            break
+        keep = (~done).nonzero().squeeze(1)
+        src_rows = (keep * k).unsqueeze(1) + new_beam.index_select(0, keep)  # (n', k) rows of this step
+        src_rows = src_rows.view(-1)
+        tokens = torch.cat([tokens.index_select(0, src_rows), new_tok.index_select(0, keep).view(-1, 1)], dim=1)
+        token_lps = torch.cat([token_lps.index_select(0, src_rows), new_lp.index_select(0, keep).view(-1, 1)], dim=1)
+        scores = new_scores.index_select(0, keep)
+        kept_rows = None
+        if keep.numel() < n:
+            kept_rows = ((keep * k).unsqueeze(1) + beam_range).view(-1)
+            memory = memory.index_select(0, kept_rows)
+            if memory_padding is not None:
+                memory_padding = memory_padding.index_select(0, kept_rows)
+            sent, limit, counts = sent.index_select(0, keep), limit.index_select(0, keep), counts.index_select(0, keep)
+        if cache is not None:
+            cache = _reorder_cache(cache, src_rows, kept_rows)
+
+    return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
+
+
+@torch.no_grad()
+def greedy_search(
+    decoder,
+    memory: torch.Tensor,
+    memory_padding: Optional[torch.Tensor],
+    max_len_a: float = 0.0,
+    max_len_b: int = 200,
+    min_len: int = 1,
+    length_penalty: float = 1.0,
+    source_lengths: Lengths = None,
+    suppress_eos: bool = False,
+    use_cache: bool = True,
+    max_len_cap: int = MAX_LEN_CAP,
+) -> list[Hypothesis]:
+    """Batched argmax decoding: one hypothesis per sentence, scored as ``beam_search`` scores.
+
+    Same length and vocabulary rules as ``beam_search``; equal to it with ``beam=1``.
+    """
+    _check_decoder(decoder)
+    bsz, device = memory.size(0), memory.device
+    if bsz == 0:
+        return []
+    limit = output_limits(memory, memory_padding, source_lengths, max_len_a, max_len_b, max_len_cap)
+    cache = decoder.new_cache() if use_cache else None
+    tokens = torch.full((bsz, 1), SOS, dtype=torch.long, device=device)
+    token_lps = torch.zeros(bsz, 0, device=device)
+    total = torch.zeros(bsz, device=device)  # summed in float32 step by step, as beam_search does
+    done = torch.zeros(bsz, dtype=torch.bool, device=device)
+    out_len = limit.clone()  # tokens before <eos>
+
+    for step in range(int(limit.max()) + 1):
+        lprobs = _constrain(_next_log_probs(decoder, tokens, memory, memory_padding, cache), step, limit, min_len, suppress_eos)
+        best_lp, best_tok = lprobs.max(dim=1)
+        best_tok = best_tok.masked_fill(done, PAD)  # finished rows only carry padding
+        best_lp = best_lp.masked_fill(done, 0.0)
+        tokens = torch.cat([tokens, best_tok.unsqueeze(1)], dim=1)
+        token_lps = torch.cat([token_lps, best_lp.unsqueeze(1)], dim=1)
+        total = total + best_lp
+        ended = ~done & (best_tok == EOS)
+        out_len = torch.where(ended, torch.full_like(out_len, step), out_len)
+        done |= ended
+        if bool(done.all()):
+            break
+
+    hyps = []
+    for toks, lps, n, log_prob in zip(tokens[:, 1:].tolist(), token_lps.tolist(), out_len.tolist(), total.tolist()):
+        hyps.append(Hypothesis(toks[:n], log_prob / float(n + 1) ** length_penalty, log_prob, lps[: n + 1]))
+    return hyps

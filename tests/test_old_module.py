@@ -1,0 +1,38 @@
+"""A module folder exported by legonn before the package redesign (tests/data/old_module, made at
+commit be393f1) loads and decodes identically with today's code: same hypotheses, n-best scores,
+CTC best paths and encoder marginals."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fixtures import run_legonn
+from legonn.data.dataset import ChainDataset, StreamSpec
+from legonn.modules.artifact import assemble
+
+OLD = Path(__file__).resolve().parent / "data" / "old_module"
+MODULES = [OLD / "modules" / "encoder", OLD / "modules" / "decoder"]
+
+
+def test_old_module_decodes_identically(tmp_path):
+    out = tmp_path / "dec"
+    result = run_legonn("decode", "--modules", *MODULES, "--data_dir", OLD / "data", "--out_dir", out, "--beam", "3")
+    assert result.returncode == 0, result.stderr
+    for name in ("text", "nbest", "ctc_encoder.text", "ctc_encoder.ref"):
+        assert (out / name).read_text() == (OLD / "expected" / name).read_text(), name
+
+
+def test_old_module_marginals_unchanged():
+    chain, loaded = assemble(MODULES)
+    chain.eval()
+    expected = np.load(OLD / "expected" / "encoder_log_probs.npz")
+    dataset = ChainDataset(OLD / "data", StreamSpec("text.de", str(MODULES[0] / "input.tokens.txt")), {}, require_targets=False)
+    batch = dataset.collate(list(range(len(expected["utts"]))))
+    assert batch.utt_ids == list(expected["utts"])
+    with torch.no_grad():
+        enc = chain.encode(batch.inputs, batch.input_lengths)[0]
+    assert enc.lengths.tolist() == expected["lengths"].tolist()
+    np.testing.assert_allclose(enc.log_probs.numpy(), expected["log_probs"], atol=1e-5, rtol=0)
+    assert [m.meta["name"] for m in loaded] == ["encoder", "decoder"]
