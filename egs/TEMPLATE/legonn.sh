@@ -62,7 +62,16 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 mkdir -p exp/logs exp/.done
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [$(basename "$PWD")] $*" >&2; }
+# The console label names the corpus and the task (mini/mt1), so two recipes' logs do not look alike.
+recipe_label="$(basename "$(dirname "$PWD")")/$(basename "$PWD")"
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [$recipe_label] $*" >&2; }
+
+# need_trained NAME STAGE: stages 5-7 of a trained entry need what stage 4 made.
+need_trained() {
+    [[ -f exp/$1/config.yaml ]] && return 0
+    log "stage $2 ($1): exp/$1 holds no trained experiment (no config.yaml); run stage 4 first: $0 --stage 4"
+    exit 1
+}
 
 # run_stage N NAME ITEM CMD...: run CMD once, logging to exp/logs/, unless already done.
 run_stage() {
@@ -161,10 +170,12 @@ for spec in $experiments; do
             "${launcher[@]}" train --config ${confs//,/ } --exp_dir "exp/$name" --device "$device" $train_opts
     fi
     if in_stage 5; then
+        need_trained "$name" 5
         run_stage 5 average "$name" legonn average --exp_dir "exp/$name" --num "$avg_num" --mode "$avg_mode" \
             --out "exp/$name/averaged.pt"
     fi
     if in_stage 6; then
+        need_trained "$name" 6
         run_stage 6 export "$name" legonn export --exp_dir "exp/$name" --checkpoint "exp/$name/averaged.pt" \
             --out_dir "exp/$name/modules"
     fi
@@ -176,6 +187,7 @@ if in_stage 7; then
         if [[ -f exp/$name/composed.json ]]; then
             model=(--modules "exp/$name")
         else
+            need_trained "$name" 7
             model=(--exp_dir "exp/$name" --checkpoint "exp/$name/averaged.pt")
         fi
         # shellcheck disable=SC2086

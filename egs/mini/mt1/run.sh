@@ -10,7 +10,8 @@
 #   ./run.sh                      # everything (many CPU hours: 17 trainings; see README.md)
 #   ../demo.sh                    # the 30-minute story: De-En LegoNN, Ro-En/ASR plugs (demo configs)
 #   ./run.sh --stage 4 --stop_stage 4
-#   ./run.sh --data_opts "--train_pairs 300 --eval_pairs 30" --experiments "deen_baseline:conf/tiny.yaml"
+#   ./run.sh --data_opts "--train_pairs 300 --eval_pairs 30" --experiments "deen_lego:conf/tiny/deen_lego_wemb.yaml" \
+#       --decodes deen_lego@deen_test
 set -euo pipefail
 cd "$(dirname "$0")"
 
