@@ -1,4 +1,4 @@
-"""Tests of the Debian-package corpus harvest (egs/mini/mt1/local/harvest.py).
+"""Tests of the Debian-package corpus harvest (egs/mini/local/harvest.py).
 
 Everything runs on small fixtures made here (no network, no apt); the last
 tests check the split constraints on the committed corpus in egs/mini/corpus
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HARVEST = ROOT / "egs" / "mini" / "mt1" / "local" / "harvest.py"
+HARVEST = ROOT / "egs" / "mini" / "local" / "harvest.py"
 CORPUS = ROOT / "egs" / "mini" / "corpus"
 
 

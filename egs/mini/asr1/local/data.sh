@@ -78,7 +78,7 @@ if [[ $pron_utts -le 0 ]]; then
     pron_sets=""
 elif [[ ! -f $corpus/en_domain2.txt ]]; then
     log "$corpus/en_domain2.txt is missing: no second-domain sets data/{pron_train,pron_valid} (the"
-    log "  pronunciation model needs them; make it with: cd ../mt1 && python local/harvest.py --stage domain2)"
+    log "  pronunciation model needs them; make it with: cd .. && python local/harvest.py --stage domain2)"
     pron_sets=""
 fi
 

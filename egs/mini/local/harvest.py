@@ -35,7 +35,7 @@ Stages (``--stage``; ``all`` runs them in order):
               ``en_heldout.txt``, written to ``OUT_DIR/en_domain2.txt``; adds
               its section to the three documents (see :func:`stage_domain2`).
 
-Run from ``egs/mini/mt1``: ``python local/harvest.py --stage all``
+Run from ``egs/mini``: ``python local/harvest.py --stage all``
 (``--stage domain2`` alone reads the committed splits, so it leaves them as they are).
 ``apt-get update`` must have been run once on the machine (root) before the
 download stage.
@@ -67,11 +67,11 @@ from legonn.fileio import write_atomic
 
 LOG = logging.getLogger("harvest")
 
-HERE = Path(__file__).resolve().parent  # egs/mini/mt1/local
-RECIPE = HERE.parent  # egs/mini/mt1
+HERE = Path(__file__).resolve().parent  # egs/mini/local
+MINI = HERE.parent  # egs/mini
 DEFAULT_PACKAGES = HERE / "packages.txt"
-DEFAULT_DOWNLOAD_DIR = RECIPE / "downloads"
-DEFAULT_OUT_DIR = RECIPE.parent / "corpus"  # egs/mini/corpus
+DEFAULT_DOWNLOAD_DIR = MINI / "downloads"
+DEFAULT_OUT_DIR = MINI / "corpus"
 
 LANGS = ("de", "ro")
 PAIRS = {"de": "deen", "ro": "roen"}
@@ -1341,14 +1341,14 @@ case- and punctuation-insensitively:
 3. no sentence of `en_heldout.txt` occurs in any split.
 
 Regenerate (needs `apt-get update` once, as root; downloads about 0.5 GB of .deb
-files into `egs/mini/mt1/downloads/`, which git ignores):
+files into `egs/mini/downloads/`, which git ignores):
 
 ```bash
-cd egs/mini/mt1
-../../../.venv/bin/python local/harvest.py --stage all
+cd egs/mini
+../../.venv/bin/python local/harvest.py --stage all
 ```
 
-The package list is `egs/mini/mt1/local/packages.txt`; the result depends on the
+The package list is `egs/mini/local/packages.txt`; the result depends on the
 package versions in the Debian archive at the time of the harvest (see `SOURCES.md`).
 """
     write_doc(path, text)
@@ -1526,8 +1526,8 @@ by `tests/test_harvest.py`:
 4. no sentence of `{DOMAIN2_FILE}` occurs (case- and punctuation-insensitively) in any split
    or in `en_heldout.txt`.
 
-Regenerate it alone with `../../../.venv/bin/python local/harvest.py --stage domain2` (in
-`egs/mini/mt1`; downloads `{DOMAIN2_PACKAGE}`, {deb.stat().st_size / 1e6:.1f} MB, and reads the committed
+Regenerate it alone with `../../.venv/bin/python local/harvest.py --stage domain2` (in
+`egs/mini`; downloads `{DOMAIN2_PACKAGE}`, {deb.stat().st_size / 1e6:.1f} MB, and reads the committed
 splits, which it does not change); `--stage all` runs it after the split.
 """)
     notice = license_text(copyright_text)
