@@ -131,7 +131,8 @@ def read_mo(data: bytes) -> Tuple[List[Tuple[Optional[str], str, str]], Dict[str
 
     For plural entries only the singular msgid and the first msgstr form are kept; entries
     with an empty translation are skipped.  The charset is the header's (UTF-8 when it names
-    none or an unknown one); a catalogue whose strings do not decode in it raises ValueError.
+    none or an unknown one); a catalogue whose strings do not decode in it raises ValueError
+    (polib decodes strictly), data that is no .mo file OSError.
     """
     mo = polib.mofile(data)
     out = []
