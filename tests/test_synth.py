@@ -147,17 +147,6 @@ def test_synthesis_is_deterministic_for_any_nj(tmp_path):
         assert np.array_equal(read_wav(p1)[0], read_wav(p2)[0])
 
 
-@pytest.mark.parametrize("orig", [22050, 8000, 44100])
-def test_resampler_matches_legonn_audio(orig):
-    from legonn.speech.audio import resample as reference
-
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(orig // 2 + 123).astype(np.float32) * 0.1
-    ours, ref = synth.resample(x, orig, 16000), reference(x, orig, 16000)
-    assert ours.shape == ref.shape
-    assert np.abs(ours - ref).max() < 1e-4
-
-
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the espeak-ng program is not installed (optional)")
 def test_espeak_cli_backend(tmp_path):
     eng = synth.open_espeak("cli")

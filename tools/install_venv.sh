@@ -4,7 +4,7 @@
 #  * creates .venv with the system python3 if it is missing;
 #  * installs torch==$TORCH_VERSION first: a plain `torch` requirement would pull
 #    a multi-GB CUDA build, while this version is a CPU wheel on local disk;
-#  * then `pip install -e '.[test,speech,plot]'`;
+#  * then `pip install -e '.[test,speech,plot,corpus]'`;
 #  * upgrades nothing it does not have to (no pip self-upgrade, no --upgrade);
 #  * records a hash of its inputs in .venv/.installed and does nothing when they
 #    are unchanged, so re-running it is safe and fast.
@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_VERSION=2.13.0
-EXTRAS="test,speech,plot"
+EXTRAS="test,speech,plot,corpus"
 STAMP="$VENV/.installed"
 
 inputs_hash() {

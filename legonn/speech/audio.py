@@ -27,8 +27,7 @@ Any Kaldi tool can read these through ``sox``; this module recognises the traili
 ``sox ... speed F |`` and applies the speed change itself (no ``sox`` needed, same result
 everywhere): resampling by ``1/F``, so tempo and pitch change together, like ``sox speed``.
 
-All resampling (to 16 kHz, speed changes) uses a Kaiser-windowed-sinc polyphase filter in
-numpy (:func:`resample`).
+All resampling (to 16 kHz, speed changes) is libsoxr's (:func:`resample`, the ``soxr`` package).
 
 ``python -m legonn.speech.audio 'WAV.SCP VALUE' > out.wav`` writes what the reader sees (16-bit).
 """
@@ -114,62 +113,18 @@ def wav_bytes(x: np.ndarray, rate: int) -> bytes:
 # --------------------------------------------------------------------------- resampling
 
 
-_KERNELS: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
+def _soxr():
+    try:
+        import soxr
+    except ImportError:
+        raise LegonnError("resampling audio needs the 'soxr' package: pip install 'legonn[speech]'") from None
+    return soxr
 
 
-def _sinc_kernel(up: int, down: int, width: int, rolloff: float, beta: float) -> tuple[np.ndarray, int]:
-    """Polyphase Kaiser-windowed sinc filters: (up, 2*pad + down) float32, and pad."""
-    key = (up, down, width, rolloff, beta)
-    if key in _KERNELS:
-        return _KERNELS[key]
-    base = min(up, down) * rolloff  # cut-off, in units of the lower of the two rates / max(up, down)
-    pad = int(math.ceil(width * down / base))
-    idx = np.arange(-pad, pad + down, dtype=np.float64) / down
-    t = (idx[None, :] - np.arange(up, dtype=np.float64)[:, None] / up) * base
-    t = np.clip(t, -width, width)
-    window = np.i0(beta * np.sqrt(np.maximum(0.0, 1.0 - (t / width) ** 2))) / np.i0(beta)
-    t = t * np.pi
-    sinc = np.where(t == 0, 1.0, np.sin(t) / np.where(t == 0, 1.0, t))
-    kernel = (sinc * window * (base / down)).astype(np.float32)
-    if len(_KERNELS) > 16:
-        _KERNELS.clear()
-    _KERNELS[key] = (kernel, pad)
-    return kernel, pad
+def resample(x: np.ndarray, orig_rate: float | Fraction, new_rate: float | Fraction) -> np.ndarray:
+    """Band-limited resampling along axis 0 with libsoxr (1-D or (T, C) float input; float32 out).
 
-
-def _resample_1d(x: np.ndarray, up: int, down: int, kernel: np.ndarray, pad: int, out_len: int) -> np.ndarray:
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    width = kernel.shape[1]
-    xp = np.concatenate([np.zeros(pad, np.float32), x.astype(np.float32, copy=False), np.zeros(pad + down, np.float32)])
-    need = -(-out_len // up)
-    out = np.empty((need, up), np.float32)
-    if down <= 4:  # few phases, little decimation: one FIR per phase is fastest
-        for i in range(up):
-            out[:, i] = np.convolve(xp, kernel[i, ::-1], mode="valid")[::down][:need]
-        return out.reshape(-1)[:out_len]
-    frames = sliding_window_view(xp, width)[::down]  # (n_frames, width) view, no copy
-    block = max(1, 2_000_000 // (width * 4))
-    for i in range(0, need, block):
-        j = min(i + block, need)
-        out[i:j] = frames[i:j] @ kernel.T
-    return out.reshape(-1)[:out_len]
-
-
-def resample(
-    x: np.ndarray,
-    orig_rate: float | Fraction,
-    new_rate: float | Fraction,
-    *,
-    lowpass_width: int = 16,
-    rolloff: float = 0.945,
-    beta: float = 8.6,
-) -> np.ndarray:
-    """Band-limited resampling along axis 0 (1-D or (T, C) float input; float32 out).
-
-    A polyphase filter bank of Kaiser-windowed sincs (``lowpass_width`` zero crossings each
-    side, cut-off at ``rolloff`` x the lower Nyquist frequency).  The rate ratio is reduced
-    to ``up/down``; the output has ``ceil(len * up / down)`` samples.
+    The output has ``ceil(len * new_rate / orig_rate)`` samples.
     """
     x = to_float32(x)
     ratio = Fraction(new_rate) / Fraction(orig_rate)
@@ -177,14 +132,12 @@ def resample(
         raise ValueError(f"bad resampling ratio {new_rate}/{orig_rate}")
     if ratio == 1:
         return x.copy()
-    if ratio.denominator > 2000 or ratio.numerator > 2000:
-        ratio = ratio.limit_denominator(2000)
-    up, down = ratio.numerator, ratio.denominator
-    kernel, pad = _sinc_kernel(up, down, lowpass_width, rolloff, beta)
-    out_len = int(math.ceil(x.shape[0] * up / down))
-    if x.ndim == 1:
-        return _resample_1d(x, up, down, kernel, pad, out_len)
-    return np.stack([_resample_1d(x[:, c], up, down, kernel, pad, out_len) for c in range(x.shape[1])], axis=1)
+    out_len = math.ceil(x.shape[0] * ratio)
+    # soxr returns ceil(len * ratio) or one sample less: a little silence after the end (the
+    # samples a filter sees there anyway) makes it at least out_len, then it is cut to that
+    pad = np.zeros((math.ceil(2 / ratio),) + x.shape[1:], np.float32)
+    y = _soxr().resample(np.concatenate([x, pad]), float(orig_rate), float(new_rate), quality="HQ")
+    return y[:out_len]
 
 
 def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
@@ -195,16 +148,11 @@ def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
 
 
 def _convert(x: np.ndarray, rate: int, speed: float, target: int) -> np.ndarray:
-    """Apply speed (at the native rate) and resample to ``target`` in as few passes as sensible."""
+    """Apply speed (at the native rate) and resample to ``target``, in one pass."""
     speed_f = Fraction(str(speed)).limit_denominator(1000)
-    combined = Fraction(target) / (Fraction(rate) * speed_f)
-    if combined == 1:
+    if Fraction(target) == Fraction(rate) * speed_f:
         return to_float32(x)
-    if combined.numerator <= 2000 and combined.denominator <= 2000:
-        return resample(x, rate * speed_f, target)
-    if speed != 1.0:  # e.g. 44.1 kHz and speed 0.95: two small filter banks beat one huge one
-        x = change_speed(x, speed)
-    return resample(x, rate, target) if rate != target else to_float32(x)
+    return resample(x, rate * speed_f, target)
 
 
 # --------------------------------------------------------------------------- reading

@@ -27,6 +27,8 @@ import queue as queue_mod
 import sys
 import time
 import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -113,8 +115,17 @@ def cmvn_stats(feats: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- the parallel job
 
 
-def _worker(job: int, utts: list[str], data_dir: str, ark_tmp: str, cfg: FbankConfig, speed: float, q) -> None:
-    """Compute one job's features into ``ark_tmp``; report progress/result/error through ``q``."""
+class _Stopped(Exception):
+    """A job gave up because another one failed."""
+
+
+def _job(job: int, utts: list[str], data_dir: str, ark_tmp: str, cfg: FbankConfig, speed: float, report, stop=None):
+    """One job's features into ``ark_tmp``: ``(offsets, frames, short, stats)``.
+
+    ``report(n)`` is called with the number of utterances done since the last call (about
+    every 0.2 s); ``stop`` (an Event) makes the job give up between utterances.  Any failure
+    is a :class:`LegonnError` naming the utterance.
+    """
     import kaldiio
 
     utt = None
@@ -127,6 +138,8 @@ def _worker(job: int, utts: list[str], data_dir: str, ark_tmp: str, cfg: FbankCo
         pending, last = 0, time.monotonic()
         with open(ark_tmp, "wb") as ark:
             for utt in utts:
+                if stop is not None and stop.is_set():
+                    raise _Stopped
                 feats = compute_fbank(reader.read(utt), cfg)
                 if feats.shape[0] == 0:
                     short.append(utt)
@@ -139,16 +152,30 @@ def _worker(job: int, utts: list[str], data_dir: str, ark_tmp: str, cfg: FbankCo
                 pending += 1
                 now = time.monotonic()
                 if now - last > 0.2:
-                    q.put(("progress", job, pending))
+                    report(pending)
                     pending, last = 0, now
-        q.put(("progress", job, pending))
-        q.put(("done", job, offsets, frames, short, stats))
-    except LegonnError as exc:
-        q.put(("error", job, str(exc)))
+        report(pending)
+        return offsets, frames, short, stats
+    except (LegonnError, _Stopped):
+        raise
     except Exception as exc:  # noqa: BLE001 - report anything, with where it happened
         where = f"utterance '{utt}': " if utt is not None else ""
         tb = traceback.extract_tb(exc.__traceback__)[-1]
-        q.put(("error", job, f"{where}{type(exc).__name__}: {exc} (at {Path(tb.filename).name}:{tb.lineno})"))
+        raise LegonnError(f"{where}{type(exc).__name__}: {exc} (at {Path(tb.filename).name}:{tb.lineno})") from None
+
+
+# set in each worker process by _init_worker: a queue and an Event cannot be task arguments
+_progress = None
+_stop = None
+
+
+def _init_worker(progress, stop) -> None:
+    global _progress, _stop
+    _progress, _stop = progress, stop
+
+
+def _worker_job(*args):
+    return _job(*args, report=_progress.put, stop=_stop)
 
 
 def _split(utts: list[str], nj: int) -> list[list[str]]:
@@ -265,67 +292,53 @@ def _remove_stale_arks(out: Path, nj: int) -> None:
 
 
 def _run_jobs(chunks, data_dir, tmps, cfg, speed, results, progress) -> None:
+    """Run one job per chunk (in this process when there is one) and put each job's result in
+    ``results[job]``; the first failure stops the others and raises."""
     total = sum(len(c) for c in chunks)
     bar = _Progress(total, progress)
-    if len(chunks) == 1:  # no worker process: simpler to debug, same code path
-        q: queue_mod.Queue = queue_mod.Queue()
-        _worker(0, chunks[0], data_dir, str(tmps[0]), cfg, speed, q)
-        try:
-            while True:
-                msg = q.get_nowait()
-                if _handle(msg, results, bar):
-                    break
-        except queue_mod.Empty:
-            pass
-        bar.close()
-        if 0 not in results:
-            raise LegonnError("feature job 1 finished without a result")
-        return
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    q = ctx.Queue()
-    procs = [
-        ctx.Process(target=_worker, args=(j, chunk, data_dir, str(tmps[j]), cfg, speed, q), daemon=True)
-        for j, chunk in enumerate(chunks)
-    ]
     try:
-        for p in procs:
-            p.start()
-        while len(results) < len(procs):
+        if len(chunks) == 1:  # no worker process: simpler to debug, same code path
             try:
-                msg = q.get(timeout=1.0)
-            except queue_mod.Empty:
-                for j, p in enumerate(procs):
-                    if j not in results and not p.is_alive():
-                        try:  # its last message may still be on the way
-                            msg = q.get(timeout=2.0)
-                            _handle(msg, results, bar)
-                            break
-                        except queue_mod.Empty:
-                            code = p.exitcode
-                            why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-                            hint = " (out of memory?)" if code == -9 else ""
-                            raise LegonnError(f"feature job {j + 1} died ({why}){hint} before finishing") from None
-                continue
-            _handle(msg, results, bar)
+                results[0] = _job(0, chunks[0], data_dir, str(tmps[0]), cfg, speed, bar.update)
+            except LegonnError as exc:
+                raise LegonnError(f"feature job 1: {exc}") from None
+            return
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        queue, stop = ctx.Queue(), ctx.Event()
+        pool = ProcessPoolExecutor(len(chunks), mp_context=ctx, initializer=_init_worker, initargs=(queue, stop))
+        with pool:
+            jobs = {pool.submit(_worker_job, j, chunk, data_dir, str(tmps[j]), cfg, speed): j
+                    for j, chunk in enumerate(chunks)}
+            try:
+                pending = set(jobs)
+                while pending:
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    _drain(queue, bar)
+                    for future in done:
+                        j = jobs[future]
+                        try:
+                            results[j] = future.result()
+                        except LegonnError as exc:
+                            raise LegonnError(f"feature job {j + 1}: {exc}") from None
+                        except BrokenProcessPool:  # every unfinished job fails so: which one died is unknown
+                            raise LegonnError("a feature worker process died before finishing "
+                                              "(killed; out of memory?)") from None
+            except BaseException:
+                stop.set()  # the running jobs give up at their next utterance, so the pool closes soon
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        # the last progress counts may still be in the queue's pipe, but every utterance is done
+        bar.update(total - bar.done)
     finally:
         bar.close()
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=10)
-        q.close()
 
 
-def _handle(msg, results, bar) -> bool:
-    kind, job = msg[0], msg[1]
-    if kind == "progress":
-        bar.update(msg[2])
-        return False
-    if kind == "error":
-        raise LegonnError(f"feature job {job + 1}: {msg[2]}")
-    results[job] = msg[2:]
-    return True
+def _drain(queue, bar) -> None:
+    try:
+        while True:
+            bar.update(queue.get_nowait())
+    except queue_mod.Empty:
+        pass
 
 
 class _Progress:

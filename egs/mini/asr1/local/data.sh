@@ -78,7 +78,7 @@ if [[ $pron_utts -le 0 ]]; then
     pron_sets=""
 elif [[ ! -f $corpus/en_domain2.txt ]]; then
     log "$corpus/en_domain2.txt is missing: no second-domain sets data/{pron_train,pron_valid} (the"
-    log "  pronunciation model needs them; make it with: cd ../mt1 && python local/harvest.py --stage domain2)"
+    log "  pronunciation model needs them; make it with: cd .. && python local/harvest.py --stage domain2)"
     pron_sets=""
 fi
 
@@ -106,111 +106,8 @@ done
 
 # 1. Sentences: data/local/sents.<set> ("sent_id sentence") and data/local/de.<set> (German side);
 #    with pron sets, the second-domain candidates in a seeded order (data/local/pron_candidates).
-python - "$corpus" "$train_utts" "$eval_utts" "$min_words" "$max_words" "$seed" "${pron_sets:+1}" <<'PY'
-import lzma, random, re, sys
-from pathlib import Path
-
-corpus = Path(sys.argv[1])
-train_utts, eval_utts, min_words, max_words, seed = map(int, sys.argv[2:7])
-with_pron = sys.argv[7] == "1"
-punct = re.compile(r"[^\w\s']|_", re.UNICODE)
-# What a TTS voice reads exactly as written: ASCII letters and light punctuation (typographic
-# quotes, dashes and ellipses too: the MT side keeps them, so the transcripts do). No digits,
-# symbols, URLs or accented words whose spoken form could differ from the transcript.
-speakable = re.compile(r"^[A-Za-z][A-Za-z ,.;:!?'\"()\-‘’“”–—…]*$")
-
-def norm(text):
-    return " ".join(punct.sub(" ", text.lower()).split())
-
-def usable(text):
-    return speakable.match(text) is not None and min_words <= len(text.split()) <= max_words
-
-def read_tsv(path):
-    with lzma.open(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) < 3:
-                sys.exit(f"local/data.sh: {path}:{n}: expected id<TAB>source<TAB>english[<TAB>origin]")
-            yield fields
-
-# Every English text the MT or ASR models could train on (both pairs, train and valid).
-seen_en = set()
-for pair in ("deen", "roen"):
-    for split in ("train", "valid"):
-        path = corpus / pair / f"{split}.tsv.xz"
-        if path.is_file():
-            seen_en.update(norm(f[2]) for f in read_tsv(path))
-
-heldout = [" ".join(line.split()) for line in open(corpus / "en_heldout.txt", encoding="utf-8") if line.strip()]
-leaked = [s for s in heldout if norm(s) in seen_en]
-if leaked:
-    print(f"local/data.sh: WARNING: {len(leaked)} en_heldout.txt sentence(s) occur in MT training text "
-          f"(e.g. {leaked[0]!r}); dropped", file=sys.stderr)
-held_norm = {norm(s) for s in heldout}
-test, test_seen = [], set()
-for s in heldout:
-    if norm(s) in seen_en or norm(s) in test_seen or not usable(s):
-        continue
-    test_seen.add(norm(s))
-    test.append(s)
-rng = random.Random(seed)
-rng.shuffle(test)
-if len(test) < eval_utts:
-    print(f"local/data.sh: WARNING: only {len(test)} usable held-out sentences (wanted {eval_utts})", file=sys.stderr)
-test = test[:eval_utts]
-
-# ASR train/valid: English sides of De-En training pairs, deduplicated.
-candidates, taken = [], set()
-for fields in read_tsv(corpus / "deen" / "train.tsv.xz"):
-    sid, de, en = fields[0], " ".join(fields[1].split()), " ".join(fields[2].split())
-    key = norm(en)
-    if not usable(en) or key in taken or key in held_norm:
-        continue
-    taken.add(key)
-    sid = re.sub(r"[^A-Za-z0-9_.-]", "_", sid)
-    candidates.append((sid if sid.startswith("deen") else f"deen-{sid}", de, en))
-candidates.sort()
-rng.shuffle(candidates)
-need = train_utts + eval_utts
-if len(candidates) < need:
-    print(f"local/data.sh: WARNING: {len(candidates)} usable De-En training sentences; wanted {need} "
-          f"(train {train_utts} + valid {eval_utts}); valid keeps {eval_utts}, train the rest", file=sys.stderr)
-valid = candidates[:eval_utts]
-train = candidates[eval_utts:need]
-if not train or not valid or not test:
-    sys.exit("local/data.sh: no sentences for one of the sets (see the warnings above)")
-
-out = Path("data/local")
-for name, rows in (("train", train), ("valid", valid)):
-    with open(out / f"sents.{name}", "w", encoding="utf-8") as f:
-        f.writelines(f"{sid} {en}\n" for sid, _, en in rows)
-    with open(out / f"de.{name}", "w", encoding="utf-8") as f:
-        f.writelines(f"{sid} {de}\n" for sid, de, _ in rows)
-with open(out / "sents.test", "w", encoding="utf-8") as f:
-    f.writelines(f"heldout{i:05d} {s}\n" for i, s in enumerate(test))
-print(f"sentences: train {len(train)}, valid {len(valid)} (De-En train English, {min_words}-{max_words} words, "
-      f"{len(candidates)} usable), test {len(test)} (en_heldout.txt; {len(leaked)} leaked and dropped)")
-
-if with_pron:
-    # The second domain shares no sentence with the English the MT/ASR models train on or the ASR test.
-    path = corpus / "en_domain2.txt"
-    pron, pron_seen, pron_leaked = [], set(), 0
-    for n, line in enumerate(open(path, encoding="utf-8"), 1):
-        s = " ".join(line.split())
-        key = norm(s)
-        if key in seen_en or key in held_norm:
-            pron_leaked += 1
-        elif usable(s) and key not in pron_seen:
-            pron_seen.add(key)
-            pron.append((f"d2_{n:05d}", s))
-    if pron_leaked:
-        print(f"local/data.sh: WARNING: {pron_leaked} {path} sentence(s) occur in MT training or ASR test text; dropped",
-              file=sys.stderr)
-    random.Random(f"{seed}/pron").shuffle(pron)
-    with open(out / "pron_candidates", "w", encoding="utf-8") as f:
-        f.writelines(f"{sid} {s}\n" for sid, s in pron)
-    print(f"second-domain candidates: {len(pron)} ({path}, {min_words}-{max_words} words; {pron_leaked} leaked and dropped)")
-PY
+python local/select_sentences.py --corpus "$corpus" --train_utts "$train_utts" --eval_utts "$eval_utts" \
+    --min_words "$min_words" --max_words "$max_words" --seed "$seed" ${pron_sets:+--with_pron}
 
 # 2. Voices: disjoint voice families per set.
 python local/synth.py --espeak_backend "$espeak_backend" voices --engines "$engines" --seed "$seed" \
@@ -229,24 +126,7 @@ done
 views() {
     local d=$1
     cp "$d/text" "$d/text.en"
-    python - "$d" <<'PY'
-import re, sys
-from pathlib import Path
-
-d = Path(sys.argv[1])
-punct = re.compile(r"[^\w\s']|_", re.UNICODE)
-utt2sid = {}
-with open(d / "text", encoding="utf-8") as f, open(d / "text.lc", "w", encoding="utf-8") as lc:
-    for line in f:
-        utt, _, text = line.rstrip("\n").partition(" ")
-        utt2sid[utt] = utt.split("-", 1)[1]  # "<spk>-<sent_id>"; speaker ids have no '-'
-        lc.write(f"{utt} {' '.join(punct.sub(' ', text.lower()).split())}\n")
-de_file = Path("data/local") / f"de.{d.name}"
-if de_file.is_file():
-    de = dict(line.rstrip("\n").split(" ", 1) for line in open(de_file, encoding="utf-8") if line.strip())
-    with open(d / "text.de", "w", encoding="utf-8") as f:
-        f.writelines(f"{utt} {de[sid]}\n" for utt, sid in utt2sid.items())
-PY
+    python local/text_views.py "$d"
     legonn phonemize --in "$d/text" --out "$d/text.phn" --quiet
 }
 for set in train valid test; do
@@ -258,35 +138,7 @@ done
 #     data/train/text.phn in stage 3), valid first, then train; own voices; the same views.
 if [[ -n $pron_sets ]]; then
     legonn phonemize --in data/local/pron_candidates --out data/local/pron_candidates.phn --quiet
-    python - "$pron_utts" "$pron_eval_utts" <<'PY'
-import collections, sys
-from pathlib import Path
-
-pron_utts, pron_eval_utts = map(int, sys.argv[1:])
-local = Path("data/local")
-inventory = {p for line in open("data/train/text.phn", encoding="utf-8") for p in line.split()[1:]}
-sents = dict(line.rstrip("\n").split(" ", 1) for line in open(local / "pron_candidates", encoding="utf-8"))
-kept, unseen = [], collections.Counter()
-for line in open(local / "pron_candidates.phn", encoding="utf-8"):
-    sid, *phones = line.split()
-    other = set(phones) - inventory
-    unseen.update(other)
-    if phones and not other:
-        kept.append(sid)
-need = pron_utts + pron_eval_utts
-if len(kept) < need:
-    print(f"local/data.sh: WARNING: {len(kept)} usable second-domain sentences; wanted {need} (train {pron_utts} + "
-          f"valid {pron_eval_utts}); valid keeps {min(pron_eval_utts, len(kept))}, train the rest", file=sys.stderr)
-for name, ids in (("pron_valid", kept[:pron_eval_utts]), ("pron_train", kept[pron_eval_utts:need])):
-    if not ids:
-        sys.exit(f"local/data.sh: no second-domain sentences for data/{name} (see the warnings above)")
-    with open(local / f"sents.{name}", "w", encoding="utf-8") as f:
-        f.writelines(f"{sid} {sents[sid]}\n" for sid in ids)
-dropped = len(sents) - len(kept)
-detail = ", ".join(f"{p} in {n}" for p, n in unseen.most_common()) or "none"
-print(f"second-domain sentences: train {len(kept[pron_eval_utts:need])}, valid {len(kept[:pron_eval_utts])}; "
-      f"{dropped} of {len(sents)} candidates unusable (phonemes outside data/train's {len(inventory)}: {detail})")
-PY
+    python local/select_pron_sentences.py --pron_utts "$pron_utts" --pron_eval_utts "$pron_eval_utts"
     python local/synth.py --espeak_backend "$espeak_backend" voices --engines espeak --pool pron --seed "$seed" \
         --split "pron_train:$voices_pron,pron_valid:$voices_pron_valid" --out_dir data/local
     for set in $pron_sets; do

@@ -13,6 +13,9 @@ human-made translations:
 * gettext catalogues (``usr/share/locale/{de,ro}/LC_MESSAGES/*.mo``) of desktop
   applications: English ``msgid`` -> German / Romanian ``msgstr``.
 
+The catalogues are read with ``polib``, ``fluent.syntax`` and ``jproperties`` (setup.py's
+``corpus`` extra, installed by ``make install``).
+
 Stages (``--stage``; ``all`` runs them in order):
 
 ``download``  ``apt-get download`` every package of ``local/packages.txt`` into
@@ -35,7 +38,7 @@ Stages (``--stage``; ``all`` runs them in order):
               ``en_heldout.txt``, written to ``OUT_DIR/en_domain2.txt``; adds
               its section to the three documents (see :func:`stage_domain2`).
 
-Run from ``egs/mini/mt1``: ``python local/harvest.py --stage all``
+Run from ``egs/mini``: ``python local/harvest.py --stage all``
 (``--stage domain2`` alone reads the committed splits, so it leaves them as they are).
 ``apt-get update`` must have been run once on the machine (root) before the
 download stage.
@@ -61,17 +64,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+import jproperties
+import polib
+from fluent.syntax import FluentParser
+from fluent.syntax import ast as fluent_ast
+from fluent.syntax import serializer as fluent_serializer
+from fluent.syntax import visitor as fluent_ast_visitor
 from tqdm import tqdm
 
 from legonn.fileio import write_atomic
 
 LOG = logging.getLogger("harvest")
 
-HERE = Path(__file__).resolve().parent  # egs/mini/mt1/local
-RECIPE = HERE.parent  # egs/mini/mt1
+HERE = Path(__file__).resolve().parent  # egs/mini/local
+MINI = HERE.parent  # egs/mini
 DEFAULT_PACKAGES = HERE / "packages.txt"
-DEFAULT_DOWNLOAD_DIR = RECIPE / "downloads"
-DEFAULT_OUT_DIR = RECIPE.parent / "corpus"  # egs/mini/corpus
+DEFAULT_DOWNLOAD_DIR = MINI / "downloads"
+DEFAULT_OUT_DIR = MINI / "corpus"
 
 LANGS = ("de", "ro")
 PAIRS = {"de": "deen", "ro": "roen"}
@@ -113,217 +122,86 @@ def read_package_list(path: Path) -> List[PackageSpec]:
 
 
 # =============================================================================
-# gettext .mo reader / writer
+# gettext .mo, Fluent (.ftl) and .properties readers
 # =============================================================================
 
-MO_MAGIC_LE = 0x950412DE
 
+def read_mo(data: bytes) -> Tuple[List[Tuple[Optional[str], str, str]], Dict[str, str]]:
+    """The ``(msgctxt, msgid, msgstr)`` triples and the header fields of a binary ``.mo`` file.
 
-def _mo_charset(header: bytes) -> str:
-    m = re.search(rb"charset=([A-Za-z0-9_.:-]+)", header)
-    if not m:
-        return "utf-8"
-    cs = m.group(1).decode("ascii").lower()
-    return "utf-8" if cs in ("charset", "") else cs
-
-
-def read_mo(data: bytes) -> List[Tuple[Optional[str], str, str]]:
-    """Parse the binary gettext ``.mo`` format.
-
-    Returns ``(msgctxt, msgid, msgstr)`` triples, header entry excluded.  For
-    plural entries only the singular msgid and the first msgstr form are
-    kept.  Entries with an empty translation are skipped.
+    For plural entries only the singular msgid and the first msgstr form are kept; entries
+    with an empty translation are skipped.  The charset is the header's (UTF-8 when it names
+    none or an unknown one); a catalogue whose strings do not decode in it raises ValueError
+    (polib decodes strictly), data that is no .mo file OSError.
     """
-    if len(data) < 28:
-        raise ValueError("not a .mo file (too short)")
-    (magic,) = struct.unpack("<I", data[:4])
-    if magic == MO_MAGIC_LE:
-        end = "<"
-    else:
-        (magic,) = struct.unpack(">I", data[:4])
-        if magic != MO_MAGIC_LE:
-            raise ValueError("not a .mo file (bad magic)")
-        end = ">"
-    _rev, n, orig_off, trans_off = struct.unpack(end + "4I", data[4:20])
-    raw: List[Tuple[bytes, bytes]] = []
-    for i in range(n):
-        olen, ooff = struct.unpack(end + "2I", data[orig_off + 8 * i: orig_off + 8 * i + 8])
-        tlen, toff = struct.unpack(end + "2I", data[trans_off + 8 * i: trans_off + 8 * i + 8])
-        if ooff + olen > len(data) or toff + tlen > len(data):
-            raise ValueError("corrupt .mo file (string out of range)")
-        raw.append((data[ooff: ooff + olen], data[toff: toff + tlen]))
-    charset = "utf-8"
-    for key, val in raw:
-        if key == b"":
-            charset = _mo_charset(val)
-            break
-    out: List[Tuple[Optional[str], str, str]] = []
-    for key, val in raw:
-        if key == b"":
-            continue
-        ks = key.decode(charset, errors="replace")
-        vs = val.decode(charset, errors="replace")
-        ctx: Optional[str] = None
-        if "\x04" in ks:
-            ctx, ks = ks.split("\x04", 1)
-        msgid = ks.split("\x00", 1)[0]
-        msgstr = vs.split("\x00", 1)[0]
-        if msgid and msgstr:
-            out.append((ctx, msgid, msgstr))
+    mo = polib.mofile(data)
+    out = []
+    for e in mo:
+        msgstr = e.msgstr_plural.get(0, "") if e.msgid_plural else e.msgstr
+        if e.msgid and msgstr:
+            out.append((e.msgctxt, e.msgid, msgstr))
+    return out, dict(mo.metadata)
+
+
+def _plain_terms(terms: Dict[str, fluent_ast.Pattern]) -> Dict[str, str]:
+    """The terms whose value is plain text (no placeable), as that text."""
+    return {name: _ftl_join("".join(e.value for e in pattern.elements))
+            for name, pattern in terms.items()
+            if all(isinstance(e, fluent_ast.TextElement) for e in pattern.elements)}
+
+
+def _ftl_join(text: str) -> str:
+    """A multi-line pattern as one line: its lines stripped and joined with a space."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+class _InlineText(fluent_ast_visitor.Transformer):
+    """Replaces placeables that stand for fixed text: string literals ``{ "x" }`` and simple
+    references to plain-text terms ``{ -brand-short-name }`` (also inside select variants).
+    Anything else (``{ $var }``, selectors, calls, parametrised terms) stays for the filters."""
+
+    def __init__(self, terms: Dict[str, str]):
+        super().__init__()
+        self.terms = terms
+
+    def visit_Placeable(self, node):
+        expr = node.expression
+        # a literal with a \u escape stays: the corpus was built keeping such strings out
+        # (they fall to the code filter), and decoding them would add new ones
+        if isinstance(expr, fluent_ast.StringLiteral) and "\\u" not in expr.value and "\\U" not in expr.value:
+            return fluent_ast.TextElement(expr.parse()["value"])
+        if (isinstance(expr, fluent_ast.TermReference) and expr.attribute is None and expr.arguments is None
+                and f"-{expr.id.name}" in self.terms):
+            return fluent_ast.TextElement(self.terms[f"-{expr.id.name}"])
+        return self.generic_visit(node)
+
+
+def parse_ftl(text: str) -> Dict[str, fluent_ast.Pattern]:
+    """The patterns of a Fluent file (parsed with ``fluent.syntax``): ``{"msg-id": pattern,
+    "msg-id.attr": pattern, "-term": pattern}``; entries it cannot parse are skipped."""
+    out: Dict[str, fluent_ast.Pattern] = {}
+    for entry in FluentParser(with_spans=False).parse(text).body:
+        if isinstance(entry, (fluent_ast.Message, fluent_ast.Term)):
+            name = ("-" if isinstance(entry, fluent_ast.Term) else "") + entry.id.name
+            if entry.value is not None:
+                out[name] = entry.value
+            for attr in entry.attributes:
+                out[f"{name}.{attr.id.name}"] = attr.value
     return out
 
 
-def mo_header(data: bytes) -> Dict[str, str]:
-    """The header fields (``Language-Team`` ...) of a ``.mo`` file."""
-    (magic,) = struct.unpack("<I", data[:4])
-    end = "<" if magic == MO_MAGIC_LE else ">"
-    _rev, n, orig_off, trans_off = struct.unpack(end + "4I", data[4:20])
-    for i in range(n):
-        olen, ooff = struct.unpack(end + "2I", data[orig_off + 8 * i: orig_off + 8 * i + 8])
-        if olen == 0:
-            tlen, toff = struct.unpack(end + "2I", data[trans_off + 8 * i: trans_off + 8 * i + 8])
-            text = data[toff: toff + tlen]
-            text_s = text.decode(_mo_charset(text), errors="replace")
-            fields = {}
-            for line in text_s.splitlines():
-                k, sep, v = line.partition(":")
-                if sep:
-                    fields[k.strip()] = v.strip()
-            return fields
-    return {}
-
-
-def write_mo(entries: Sequence[Tuple[Optional[str], str, str]], header: str = "") -> bytes:
-    """Write a little-endian ``.mo`` file (the layout of GNU ``msgfmt``, no hash table).
-
-    ``entries`` are ``(msgctxt, msgid, msgstr)``; a msgid/msgstr may contain
-    ``\\x00`` to encode plural forms, as in the binary format itself.
-    """
-    if not header:
-        header = "Content-Type: text/plain; charset=UTF-8\n"
-    items = [(b"", header.encode("utf-8"))]
-    for ctx, mid, mstr in entries:
-        key = (ctx + "\x04" + mid) if ctx is not None else mid
-        items.append((key.encode("utf-8"), mstr.encode("utf-8")))
-    items.sort(key=lambda kv: kv[0])
-    n = len(items)
-    orig_off = 28
-    trans_off = orig_off + 8 * n
-    str_off = trans_off + 8 * n
-    ids = b""
-    strs = b""
-    otab = []
-    ttab = []
-    for key, _val in items:
-        otab.append((len(key), str_off + len(ids)))
-        ids += key + b"\x00"
-    base = str_off + len(ids)
-    for _key, val in items:
-        ttab.append((len(val), base + len(strs)))
-        strs += val + b"\x00"
-    out = struct.pack("<7I", MO_MAGIC_LE, 0, n, orig_off, trans_off, 0, 0)
-    for ln, off in otab:
-        out += struct.pack("<2I", ln, off)
-    for ln, off in ttab:
-        out += struct.pack("<2I", ln, off)
-    return out + ids + strs
-
-
-# =============================================================================
-# Fluent (.ftl) and .properties readers
-# =============================================================================
-
-_FTL_ENTRY = re.compile(r"^(-?[A-Za-z][A-Za-z0-9_-]*)\s*=\s?(.*)$")
-_FTL_ATTR = re.compile(r"^\s+\.([A-Za-z][A-Za-z0-9_-]*)\s*=\s?(.*)$")
-_FTL_TERM_REF = re.compile(r"\{\s*(-[A-Za-z][A-Za-z0-9_-]*)\s*\}")
-_FTL_STR_LIT = re.compile(r'\{\s*"((?:[^"\\]|\\.)*)"\s*\}')
-
-
-def parse_ftl(text: str) -> Dict[str, str]:
-    """A small Fluent reader: ``{"msg-id": value, "msg-id.attr": value, "-term": value}``.
-
-    Multi-line patterns are joined with a space; placeables are left as they
-    are (see :func:`resolve_ftl_terms`).  Select expressions survive as text
-    and are then dropped by the format-code filter.
-    """
-    out: Dict[str, str] = {}
-    cur_key: Optional[str] = None
-    cur_id: Optional[str] = None
-    buf: List[str] = []
-
-    def flush():
-        nonlocal buf
-        if cur_key is not None:
-            value = " ".join(s.strip() for s in buf if s.strip())
-            if value:
-                out[cur_key] = value
-        buf = []
-
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if line.startswith("#"):
-            flush()
-            cur_key = cur_id = None
-            continue
-        m = _FTL_ENTRY.match(line)
-        if m:
-            flush()
-            cur_id = cur_key = m.group(1)
-            buf = [m.group(2)]
-            continue
-        if cur_id is None:
-            continue
-        m = _FTL_ATTR.match(line)
-        if m:
-            flush()
-            cur_key = f"{cur_id}.{m.group(1)}"
-            buf = [m.group(2)]
-            continue
-        if line[0] in " \t":
-            buf.append(line)
-    flush()
-    return out
-
-
-def resolve_ftl_terms(value: str, terms: Dict[str, str]) -> str:
-    """Replace simple term references ``{ -brand-short-name }`` and string literals ``{ "x" }``.
-
-    Only terms whose own value is plain text are substituted; anything else
-    (``{ $var }``, selectors, parametrised terms) is left for the filters.
-    """
-    def term(m: re.Match) -> str:
-        val = terms.get(m.group(1))
-        if val is None or "{" in val or "}" in val:
-            return m.group(0)
-        return val
-
-    value = _FTL_STR_LIT.sub(lambda m: m.group(1).replace('\\"', '"').replace("\\\\", "\\"), value)
-    return _FTL_TERM_REF.sub(term, value)
+def ftl_text(pattern: fluent_ast.Pattern, terms: Dict[str, str]) -> str:
+    """A pattern as one line of text, string literals and plain-text terms (see
+    :func:`_plain_terms`) filled in; other placeables stay as Fluent source for the filters."""
+    pattern = _InlineText(terms).visit(pattern.clone())
+    return _ftl_join("".join(fluent_serializer.serialize_element(e) for e in pattern.elements))
 
 
 def parse_properties(text: str) -> Dict[str, str]:
-    """A small Java ``.properties`` reader (``key = value``, ``#`` comments, ``\\uXXXX``)."""
-    out: Dict[str, str] = {}
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i].strip()
-        i += 1
-        if not line or line[0] in "#!":
-            continue
-        while line.endswith("\\") and not line.endswith("\\\\") and i < len(lines):
-            line = line[:-1] + lines[i].strip()
-            i += 1
-        m = re.match(r"([^=:\s]+)\s*[=:]\s*(.*)$", line)
-        if not m:
-            continue
-        val = re.sub(r"\\u([0-9a-fA-F]{4})", lambda mm: chr(int(mm.group(1), 16)), m.group(2))
-        val = val.replace("\\n", " ").replace("\\t", " ").replace("\\:", ":").replace("\\=", "=")
-        val = val.replace("\\\\", "\\")
-        if val:
-            out[m.group(1)] = val
-    return out
+    """A Java ``.properties`` file (read with ``jproperties``): its non-empty values by key."""
+    props = jproperties.Properties()
+    props.load(text, "utf-8")
+    return {key: value for key, (value, _meta) in props.items() if value}
 
 
 def _mozilla_key(name: str, lang_codes: Sequence[str]) -> Tuple[bool, str]:
@@ -369,17 +247,20 @@ def read_mozilla_archive(data: bytes, lang: str, browser: Optional[bool] = None)
 
 
 def _resolve_mozilla(ftl, props) -> Dict[Tuple[bool, str, str], str]:
-    terms: Dict[str, str] = {}
+    terms: Dict[str, fluent_ast.Pattern] = {}
     for msgs in ftl.values():
         for k, v in msgs.items():
             if k.startswith("-") and "." not in k:
                 terms.setdefault(k, v)
+    plain = _plain_terms(terms)
     out: Dict[Tuple[bool, str, str], str] = {}
     for (b, path), msgs in ftl.items():
         for k, v in msgs.items():
             if k.startswith("-"):
                 continue
-            out[(b, path, k)] = resolve_ftl_terms(v, terms)
+            text = ftl_text(v, plain)
+            if text:
+                out[(b, path, k)] = text
     for (b, path), msgs in props.items():
         for k, v in msgs.items():
             out[(b, path, k)] = v
@@ -1094,9 +975,8 @@ def stage_extract(specs: List[PackageSpec], download_dir: Path) -> None:
                 for mo in mos:
                     data = mo.read_bytes()
                     try:
-                        entries = read_mo(data)
-                        hdr = mo_header(data)
-                    except (ValueError, struct.error, LookupError) as exc:
+                        entries, hdr = read_mo(data)
+                    except (OSError, ValueError, struct.error, LookupError) as exc:
                         LOG.warning("skip %s: %s", mo, exc)
                         continue
                     team = hdr.get("Language-Team", "")
@@ -1341,14 +1221,14 @@ case- and punctuation-insensitively:
 3. no sentence of `en_heldout.txt` occurs in any split.
 
 Regenerate (needs `apt-get update` once, as root; downloads about 0.5 GB of .deb
-files into `egs/mini/mt1/downloads/`, which git ignores):
+files into `egs/mini/downloads/`, which git ignores):
 
 ```bash
-cd egs/mini/mt1
-../../../.venv/bin/python local/harvest.py --stage all
+cd egs/mini
+../../.venv/bin/python local/harvest.py --stage all
 ```
 
-The package list is `egs/mini/mt1/local/packages.txt`; the result depends on the
+The package list is `egs/mini/local/packages.txt`; the result depends on the
 package versions in the Debian archive at the time of the harvest (see `SOURCES.md`).
 """
     write_doc(path, text)
@@ -1526,8 +1406,8 @@ by `tests/test_harvest.py`:
 4. no sentence of `{DOMAIN2_FILE}` occurs (case- and punctuation-insensitively) in any split
    or in `en_heldout.txt`.
 
-Regenerate it alone with `../../../.venv/bin/python local/harvest.py --stage domain2` (in
-`egs/mini/mt1`; downloads `{DOMAIN2_PACKAGE}`, {deb.stat().st_size / 1e6:.1f} MB, and reads the committed
+Regenerate it alone with `../../.venv/bin/python local/harvest.py --stage domain2` (in
+`egs/mini`; downloads `{DOMAIN2_PACKAGE}`, {deb.stat().st_size / 1e6:.1f} MB, and reads the committed
 splits, which it does not change); `--stage all` runs it after the split.
 """)
     notice = license_text(copyright_text)
