@@ -2,9 +2,6 @@
 best-path outputs at any module (the paper's per-module interface scores, Appendix D)."""
 from __future__ import annotations
 
-import os
-import tempfile
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
 
@@ -15,37 +12,10 @@ from legonn.data.batching import iterate, make_batches
 from legonn.data.dataset import ChainDataset
 from legonn.data.vocab import Vocabulary
 from legonn.errors import LegonnError
+from legonn.fileio import write_atomic
 from legonn.nn.beam_search import beam_search
 from legonn.nn.chain import Chain
 from legonn.nn.ctc import greedy_decode
-
-
-class AtomicWriter:
-    """Files that appear under their final name only once decoding finished without error."""
-
-    def __init__(self, stack: ExitStack, out_dir: Path):
-        self.stack, self.out_dir, self.files = stack, out_dir, {}
-        out_dir.mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, name: str):
-        if name not in self.files:
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=self.out_dir)
-            handle = self.stack.enter_context(os.fdopen(fd, "w", encoding="utf-8"))
-            self.files[name] = (handle, tmp)
-        return self.files[name][0]
-
-    def commit(self) -> list[Path]:
-        done = []
-        for name, (handle, tmp) in self.files.items():
-            handle.close()
-            os.replace(tmp, self.out_dir / name)
-            done.append(self.out_dir / name)
-        return done
-
-    def discard(self) -> None:
-        for handle, tmp in self.files.values():
-            handle.close()
-            Path(tmp).unlink(missing_ok=True)
 
 
 @torch.no_grad()
@@ -73,38 +43,32 @@ def decode_dataset(
     if decoder is None and output_vocab is None:
         raise LegonnError("a chain without a decoder needs the vocabulary of its last module")
     batches = make_batches(dataset.input_lengths, dataset.target_lengths, max_tokens, shuffle=False)
-    with ExitStack() as stack:
-        out = AtomicWriter(stack, Path(out_dir))
-        try:
-            results: dict[str, dict[str, str]] = {}
-            for batch in tqdm(iterate(dataset, batches), total=len(batches), desc="decode", unit="batch"):
-                batch = batch.to(device)
-                outputs = model.encode(batch.inputs, batch.input_lengths)
-                for spec, output in zip(model.specs, outputs):
-                    if spec.name in ctc_vocabs:
-                        for utt, ids in zip(batch.utt_ids, greedy_decode(output.log_probs, output.lengths)):
-                            results.setdefault(f"ctc_{spec.name}.text", {})[utt] = ctc_vocabs[spec.name].decode(ids)
-                if decoder is None:
-                    for utt, ids in zip(batch.utt_ids, greedy_decode(outputs[-1].log_probs, outputs[-1].lengths)):
-                        results.setdefault("text", {})[utt] = output_vocab.decode(ids)
-                    continue
-                memory, memory_padding = decoder.ingest(outputs[-1])
-                hyps = beam_search(
-                    decoder, memory, memory_padding, beam=beam, nbest=nbest,
-                    length_penalty=length_penalty, max_len_a=max_len_a, max_len_b=max_len_b,
-                )
-                for utt, sentence in zip(batch.utt_ids, hyps):
-                    results.setdefault("text", {})[utt] = output_vocab.decode(sentence[0].tokens)
-                    results.setdefault("nbest", {})[utt] = "\n".join(
-                        f"{utt} {rank} {h.score:.4f} {output_vocab.decode(h.tokens)}".rstrip()
-                        for rank, h in enumerate(sentence, 1)
-                    )
-            for name, table in results.items():
-                handle = out(name)
-                for utt in sorted(table):
-                    line = table[utt] if name == "nbest" else f"{utt} {table[utt]}".rstrip()
-                    handle.write(line + "\n")
-        except BaseException:
-            out.discard()
-            raise
-        return out.commit()
+    results: dict[str, dict[str, str]] = {}
+    for batch in tqdm(iterate(dataset, batches), total=len(batches), desc="decode", unit="batch"):
+        batch = batch.to(device)
+        outputs = model.encode(batch.inputs, batch.input_lengths)
+        for spec, output in zip(model.specs, outputs):
+            if spec.name in ctc_vocabs:
+                for utt, ids in zip(batch.utt_ids, greedy_decode(output.log_probs, output.lengths)):
+                    results.setdefault(f"ctc_{spec.name}.text", {})[utt] = ctc_vocabs[spec.name].decode(ids)
+        if decoder is None:
+            for utt, ids in zip(batch.utt_ids, greedy_decode(outputs[-1].log_probs, outputs[-1].lengths)):
+                results.setdefault("text", {})[utt] = output_vocab.decode(ids)
+            continue
+        memory, memory_padding = decoder.ingest(outputs[-1])
+        hyps = beam_search(
+            decoder, memory, memory_padding, beam=beam, nbest=nbest,
+            length_penalty=length_penalty, max_len_a=max_len_a, max_len_b=max_len_b,
+        )
+        for utt, sentence in zip(batch.utt_ids, hyps):
+            results.setdefault("text", {})[utt] = output_vocab.decode(sentence[0].tokens)
+            results.setdefault("nbest", {})[utt] = "\n".join(
+                f"{utt} {rank} {h.score:.4f} {output_vocab.decode(h.tokens)}".rstrip()
+                for rank, h in enumerate(sentence, 1)
+            )
+    written = []  # only once every utterance is decoded: an interrupted run leaves no partial file
+    for name, table in results.items():
+        lines = [table[utt] if name == "nbest" else f"{utt} {table[utt]}".rstrip() for utt in sorted(table)]
+        write_atomic(Path(out_dir) / name, "".join(line + "\n" for line in lines))
+        written.append(Path(out_dir) / name)
+    return written
