@@ -2,17 +2,20 @@
 best-path outputs at any module (the paper's per-module interface scores, Appendix D)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from tqdm import tqdm
 
 from legonn.data.batching import iterate, make_batches
-from legonn.data.dataset import ChainDataset
+from legonn.data.dataset import ChainDataset, StreamSpec
 from legonn.data.vocab import Vocabulary
+from legonn.engine.experiment import data_vocabs, load_trained
 from legonn.errors import LegonnError
 from legonn.fileio import write_atomic
+from legonn.modules.artifact import assemble, input_spec
 from legonn.nn.beam_search import beam_search
 from legonn.nn.chain import Chain
 from legonn.nn.ctc import greedy_decode
@@ -72,3 +75,64 @@ def decode_dataset(
         write_atomic(Path(out_dir) / name, "".join(line + "\n" for line in lines))
         written.append(Path(out_dir) / name)
     return written
+
+
+@dataclass
+class Decodable:
+    """A chain ready to decode a data dir: how its first module reads the data and, per module
+    name, the vocabulary of its output and the data-dir file its target was read from."""
+
+    model: Chain
+    input_spec: StreamSpec
+    vocabs: dict[str, Vocabulary]
+    target_files: dict[str, str]
+
+
+def from_experiment(exp_dir: str | Path, checkpoint: Optional[str | Path] = None, input_file: Optional[str] = None) -> Decodable:
+    exp = load_trained(exp_dir, checkpoint)
+    data = exp.config["data"]
+    targets = data.get("targets") or {}
+    vocabs = data_vocabs(exp.config)
+    specs = [s for s in exp.model.specs if s.target in targets]
+    return Decodable(
+        exp.model,
+        StreamSpec(input_file or data["input"]["file"], data["input"].get("vocab"), data["input"].get("cmvn")),
+        {s.name: vocabs[s.target] for s in specs if s.target in vocabs},
+        {s.name: targets[s.target]["file"] for s in specs},
+    )
+
+
+def from_modules(directories: list[str | Path], input_file: Optional[str] = None) -> Decodable:
+    model, loaded = assemble(directories)
+    pairs = list(zip(model.specs, loaded))
+    return Decodable(
+        model,
+        input_spec(loaded, input_file),
+        {s.name: m.output_vocab for s, m in pairs if m.output_vocab is not None},
+        {s.name: m.target_file for s, m in pairs if m.target_file},
+    )
+
+
+def decode_data_dir(
+    source: Decodable, data_dir: str | Path, out_dir: str | Path, ctc_modules: Optional[list[str]] = None, **search: Any
+) -> tuple[int, list[Path]]:
+    """``legonn decode``: (utterances, files written) of decoding ``data_dir`` into ``out_dir``.
+
+    ``ctc_modules`` (default: every encoder module with a CTC head and a vocabulary) also get their
+    best path and a ``ctc_<module>.ref`` naming the data-dir file to score it against (a phoneme
+    module's is text.phn, not the decoder's words); ``search``: :func:`decode_dataset`'s options."""
+    model = source.model
+    ctc_vocabs = {}
+    for name in ctc_modules if ctc_modules is not None else model.encoder_names:
+        if name not in model.blocks:
+            raise LegonnError(f"--ctc_modules: no module '{name}' (modules: {', '.join(model.names)})")
+        if name in source.vocabs and getattr(model.blocks[name], "ctc", None) is not None:
+            ctc_vocabs[name] = source.vocabs[name]
+    dataset = ChainDataset(data_dir, source.input_spec, {}, require_targets=False)
+    files = decode_dataset(model, dataset, out_dir, source.vocabs.get(model.specs[-1].name), ctc_vocabs, **search)
+    for name in ctc_vocabs:
+        if name in source.target_files:
+            ref = Path(out_dir) / f"ctc_{name}.ref"
+            write_atomic(ref, source.target_files[name] + "\n")
+            files.append(ref)
+    return len(dataset), files
