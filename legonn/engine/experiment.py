@@ -101,24 +101,26 @@ def check_module_vocabularies(chain: Chain, name: str, loaded: LoadedModule, fol
 
 
 def resolve_sizes(config: dict[str, Any], sizes: dict[str, int]) -> dict[str, Any]:
+    """The config with its model's placeholders filled in: what resolved.yaml records."""
     return {**config, "model": fill_placeholders(config["model"], sizes)}
 
 
-def build_model(resolved: dict[str, Any], vocabs: dict[str, Vocabulary]) -> Chain:
-    """The chain of a resolved config, its modules started from ``trainer.init_modules`` and frozen
-    as ``trainer.freeze`` says; ``vocabs`` (the data's) are checked against those of the modules."""
-    chain = Chain.from_specs(resolved["model"], resolved["optim"]["label_smoothing"])
-    for name, folder in (resolved["trainer"].get("init_modules") or {}).items():
+def build_model(config: dict[str, Any], sizes: dict[str, int], vocabs: Optional[dict[str, Vocabulary]] = None) -> Chain:
+    """The chain of ``config`` sized by ``sizes``, its modules started from ``trainer.init_modules``
+    and frozen as ``trainer.freeze`` says; ``vocabs`` (the data's) are checked against the modules'."""
+    chain = Chain.from_specs(fill_placeholders(config["model"], sizes), config["optim"]["label_smoothing"])
+    for name, folder in (config["trainer"].get("init_modules") or {}).items():
         if name not in chain.blocks:
             raise LegonnError(f"trainer.init_modules: no module named '{name}' (modules: {', '.join(chain.names)})")
         loaded = load_module(folder)
         target = chain.blocks[name]
         if loaded.meta["type"] != target.spec_type or loaded.meta["conf"] != target.spec_conf:
             raise LegonnError(f"trainer.init_modules.{name}: {folder} has another architecture than module '{name}'")
-        check_module_vocabularies(chain, name, loaded, folder, vocabs)
+        if vocabs is not None:
+            check_module_vocabularies(chain, name, loaded, folder, vocabs)
         target.load_state_dict(loaded.module.state_dict())
         log.info("module '%s' starts from %s", name, folder)
-    for name in resolved["trainer"].get("freeze") or []:
+    for name in config["trainer"].get("freeze") or []:
         if name not in chain.blocks:
             raise LegonnError(f"trainer.freeze: no module named '{name}' (modules: {', '.join(chain.names)})")
         chain.blocks[name].requires_grad_(False)
@@ -129,8 +131,9 @@ def build_experiment(config: dict[str, Any]) -> Experiment:
     """Open the training and validation data and build the model they size."""
     valid_set = open_dataset(config, "valid")
     train_set = open_dataset(config, "train")
-    resolved = resolve_sizes(config, stream_sizes(train_set))
-    return Experiment(config, resolved, build_model(resolved, stream_vocabs(train_set)), train_set, valid_set)
+    sizes = stream_sizes(train_set)
+    model = build_model(config, sizes, stream_vocabs(train_set))
+    return Experiment(config, resolve_sizes(config, sizes), model, train_set, valid_set)
 
 
 def record_experiment(exp: Experiment, exp_dir: str | Path) -> None:

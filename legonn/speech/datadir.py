@@ -148,6 +148,17 @@ def _strict(path: Path, name: str) -> dict[str, Line]:
     return unique(path, t.lines)
 
 
+def read_ids(path: str | os.PathLike) -> list[str]:
+    """The first field of each non-empty line: a list of utterances or speakers."""
+    return [line.split()[0] for line in text_lines(path) if line.strip()]
+
+
+def count_utterances(data_dir: str | os.PathLike) -> int:
+    """The lines of ``utt2spk`` (0 without one)."""
+    utt2spk = Path(data_dir) / "utt2spk"
+    return len(read_lines(utt2spk).lines) if utt2spk.is_file() else 0
+
+
 def read_wav_scp(path: str | os.PathLike) -> dict[str, str]:
     """``wav.scp`` -> {id: value}, raising on malformed lines and duplicates."""
     return {k: line.value for k, line in _strict(Path(path), "wav.scp").items()}
