@@ -15,26 +15,25 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from legonn.errors import LegonnError
 
 
-def text_lines(path: str | os.PathLike, what: str = "file") -> list[str]:
-    """The lines of a UTF-8 text file, without their ``\\n`` (a ``\\r`` before it is kept)."""
+def text_lines(path: str | os.PathLike, what: str = "file") -> Iterator[str]:
+    """The lines of a UTF-8 text file, read as they come, without their ``\\n`` (a ``\\r`` before
+    it is kept); a byte-order mark is skipped."""
     path = Path(path)
     if not path.is_file():
         raise LegonnError(f"{path}: {what} not found")
-    data = path.read_bytes()
-    data = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - data.rfind(b"\n", 0, exc.start)
-        raise LegonnError(f"{path}:{line}: not valid UTF-8 ({exc.reason} at byte {column} of the line)") from None
-    lines = text.split("\n")
-    return lines[:-1] if lines[-1] == "" else lines
+    with open(path, "rb") as f:
+        for no, data in enumerate(f, 1):
+            if no == 1 and data.startswith(codecs.BOM_UTF8):
+                data = data[len(codecs.BOM_UTF8):]
+            try:
+                yield data.decode("utf-8").removesuffix("\n")
+            except UnicodeDecodeError as exc:
+                raise LegonnError(f"{path}:{no}: not valid UTF-8 ({exc.reason} at byte {exc.start + 1} of the line)") from None
 
 
 @dataclass
@@ -42,65 +41,78 @@ class Line:
     no: int
     key: str
     value: str  # everything after the key, stripped
-    fields: list[str]
     raw: str
+
+    @property
+    def fields(self) -> list[str]:
+        return self.raw.split()
+
+
+Problem = tuple[str, str]  # (category, "file:line: message")
+
+
+def table_rows(
+    path: str | os.PathLike, check: Optional[Callable[[list[str]], Optional[str]]] = None, what: str = "file"
+) -> Iterator[Line | Problem]:
+    """Each line of a Kaldi table as a :class:`Line`, or as a problem when it has no key or
+    ``check(fields)`` finds fault with it; a Windows line ending is a problem, and its line is kept."""
+    path = Path(path)
+    for no, raw in enumerate(text_lines(path, what), 1):
+        where = f"{path}:{no}"
+        if raw.endswith("\r"):
+            yield "line ending", f"{where}: Windows line ending (\\r); run dos2unix or fix"
+            raw = raw.rstrip("\r")
+        if not raw.strip() or raw[0].isspace():
+            yield "malformed", f"{where}: line has no utterance id ({'empty line' if not raw.strip() else 'it starts with whitespace'})"
+            continue
+        fault = check(raw.split()) if check is not None else None
+        if fault:
+            yield "malformed", f"{where}: {fault}"
+            continue
+        key = raw.split(maxsplit=1)[0]  # Kaldi separates the key by a space or a tab
+        yield Line(no, key, raw[len(key):].strip(), raw)
 
 
 def parse_table(
     path: str | os.PathLike, check: Optional[Callable[[list[str]], Optional[str]]] = None, what: str = "file"
-) -> tuple[list[Line], list[tuple[str, str]]]:
-    """The ``key value`` lines of a Kaldi table, and (category, "file:line: message") for each line
-    left out: a line with no key, or one ``check(fields)`` finds fault with. A Windows line ending is
-    reported but its line kept. Collecting rather than raising lets a validator list every problem."""
-    path = Path(path)
-    lines: list[Line] = []
-    problems: list[tuple[str, str]] = []
-    for no, raw in enumerate(text_lines(path, what), 1):
-        where = f"{path}:{no}"
-        if raw.endswith("\r"):
-            problems.append(("line ending", f"{where}: Windows line ending (\\r); run dos2unix or fix"))
-            raw = raw.rstrip("\r")
-        if not raw.strip() or raw[0].isspace():
-            why = "empty line" if not raw.strip() else "it starts with whitespace"
-            problems.append(("malformed", f"{where}: line has no utterance id ({why})"))
-            continue
-        fields = raw.split()  # Kaldi separates the key by a space or a tab
-        fault = check(fields) if check is not None else None
-        if fault:
-            problems.append(("malformed", f"{where}: {fault}"))
-            continue
-        lines.append(Line(no, fields[0], raw[len(fields[0]):].strip(), fields, raw))
-    return lines, problems
+) -> tuple[list[Line], list[Problem]]:
+    """The lines of a table and the problems of those left out: a validator lists every problem."""
+    rows = list(table_rows(path, check, what))
+    return [r for r in rows if isinstance(r, Line)], [r for r in rows if not isinstance(r, Line)]
 
 
-def unique(path: str | os.PathLike, lines: list[Line]) -> dict[str, Line]:
-    """Lines by key; a repeated key is an error naming both lines, as Kaldi's own readers refuse it."""
-    table: dict[str, Line] = {}
+def unique(path: str | os.PathLike, lines: Iterable[Line]) -> Iterator[Line]:
+    """The lines, refusing a repeated key (naming both lines) as Kaldi's own readers do."""
+    first: dict[str, int] = {}
     for line in lines:
-        if line.key in table:
-            raise LegonnError(f"{path}:{line.no}: utterance id '{line.key}' appears twice (first on line {table[line.key].no})")
-        table[line.key] = line
-    return table
+        if line.key in first:
+            raise LegonnError(f"{path}:{line.no}: utterance id '{line.key}' appears twice (first on line {first[line.key]})")
+        first[line.key] = line.no
+        yield line
 
 
 def read_table(path: str | os.PathLike, what: str = "file", allow_empty_value: bool = True, allow_empty: bool = False) -> dict[str, str]:
-    """``key value`` lines -> insertion-ordered dict of stripped values.
+    """``key value`` lines -> insertion-ordered dict of stripped values (read as a stream: training
+    texts can be large).
 
     A line with no key, a repeated key, an empty value (unless allowed), undecodable UTF-8 or an
     empty file (unless allowed) is a LegonnError naming file and line. Windows line endings pass.
     """
-    lines, problems = parse_table(path, what=what)
-    for category, message in problems:
-        if category != "line ending":
-            raise LegonnError(message)
-    table = unique(path, lines)
-    if not allow_empty_value:
-        for key, line in table.items():
-            if not line.value:
-                raise LegonnError(f"{path}:{line.no}: utterance '{key}' has an empty value")
+
+    def lines() -> Iterator[Line]:
+        for row in table_rows(path, what=what):
+            if not isinstance(row, Line):
+                if row[0] != "line ending":
+                    raise LegonnError(row[1])
+                continue
+            if not row.value and not allow_empty_value:
+                raise LegonnError(f"{path}:{row.no}: utterance '{row.key}' has an empty value")
+            yield row
+
+    table = {line.key: line.value for line in unique(path, lines())}
     if not table and not allow_empty:
         raise LegonnError(f"{path}: no entries")
-    return {key: line.value for key, line in table.items()}
+    return table
 
 
 def read_descriptor(path: Path, fmt: str, version: int, what: str) -> dict:

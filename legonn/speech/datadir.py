@@ -145,7 +145,7 @@ def _strict(path: Path, name: str) -> dict[str, Line]:
     t = read_lines(path, name, table_kind(name))
     if t.problems:
         raise LegonnError(f"{t.problems[0][1]} (run utils/validate_data_dir.sh {path.parent})")
-    return unique(path, t.lines)
+    return {line.key: line for line in unique(path, t.lines)}
 
 
 def read_ids(path: str | os.PathLike) -> list[str]:
@@ -398,7 +398,7 @@ def _ensure_utt2spk(tables: dict[str, Table], d: Path) -> None:
     log.info("%s: no utt2spk; using each utterance as its own speaker", d)
     t = Table("utt2spk", "utt2spk", d / "utt2spk")
     for line in tables[base].first().values():
-        t.lines.append(Line(0, line.key, line.key, [line.key, line.key], f"{line.key} {line.key}"))
+        t.lines.append(Line(0, line.key, line.key, f"{line.key} {line.key}"))
     tables["utt2spk"] = t
 
 
@@ -695,7 +695,6 @@ def speed_perturb(src: str | os.PathLike, dst: str | os.PathLike, factors: Seque
     tables, keep = _complete_source(src, dst, "speed_perturb")
     rendered = _render(tables, keep)
     rendered.pop("spk2utt")
-    segmented = "segments" in tables
     if "wav.scp" not in tables:
         raise LegonnError(f"speed_perturb: {src} has no wav.scp")
     skip = {"feats.scp", "utt2num_frames", "cmvn.scp"}
@@ -723,12 +722,12 @@ def speed_perturb(src: str | os.PathLike, dst: str | os.PathLike, factors: Seque
                 elif name in ("utt2dur", "reco2dur"):
                     value = _fmt_time(float(value) / f)
                 new = pre + key
-                t.lines.append(Line(0, new, value, [new, *value.split()], f"{new} {value}"))
+                t.lines.append(Line(0, new, value, f"{new} {value}"))
             out[name] = t
         if "utt2uniq" not in out:
             t = Table("utt2uniq", "utt", dst / "utt2uniq")
             for u in keep:
-                t.lines.append(Line(0, pre + u, u, [pre + u, u], f"{pre}{u} {u}"))
+                t.lines.append(Line(0, pre + u, u, f"{pre}{u} {u}"))
             out["utt2uniq"] = t
         copies.append((f"{src} x{format_factor(f)}", out))
     merged = _merge(copies, dst)
