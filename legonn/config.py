@@ -26,7 +26,6 @@ from typing import Any
 import yaml
 
 from legonn.errors import LegonnError
-from legonn.fileio import write_atomic  # noqa: F401  (re-exported for callers)
 
 DEFAULTS: dict[str, Any] = {
     "model": [],

@@ -1,42 +1,115 @@
 """Plain-file helpers shared by every command (no torch import, so light tools stay fast):
-Kaldi "table" files (``key value`` lines) and atomic writes."""
+Kaldi "table" files (``key value`` lines) and atomic writes.
+
+Text is UTF-8 (a byte-order mark is tolerated); undecodable bytes are one error naming file and
+line. Every file or folder legonn writes goes through :func:`atomic_path` or :func:`atomic_dir`:
+a reader sees the old version or the new one, never half of one.
+"""
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
 
 from legonn.errors import LegonnError
 
 
-def read_table(path: str | os.PathLike, what: str = "file", allow_empty_value: bool = True, allow_empty: bool = False) -> dict[str, str]:
-    """``key value`` lines -> insertion-ordered dict of stripped values.
-
-    A blank line or one starting with whitespace (no key), a repeated key, an empty value
-    (unless allowed), undecodable UTF-8 or an empty file (unless allowed) is a LegonnError
-    naming file and line, as Kaldi's own readers refuse them.
-    """
+def text_lines(path: str | os.PathLike, what: str = "file") -> Iterator[str]:
+    """The lines of a UTF-8 text file, read as they come, without their ``\\n`` (a ``\\r`` before
+    it is kept); a byte-order mark is skipped."""
     path = Path(path)
     if not path.is_file():
         raise LegonnError(f"{path}: {what} not found")
-    table: dict[str, str] = {}
+    with open(path, "rb") as f:
+        for no, data in enumerate(f, 1):
+            if no == 1 and data.startswith(codecs.BOM_UTF8):
+                data = data[len(codecs.BOM_UTF8):]
+            try:
+                yield data.decode("utf-8").removesuffix("\n")
+            except UnicodeDecodeError as exc:
+                raise LegonnError(f"{path}:{no}: not valid UTF-8 ({exc.reason} at byte {exc.start + 1} of the line)") from None
+
+
+@dataclass
+class Line:
+    no: int
+    key: str
+    value: str  # everything after the key, stripped
+    raw: str
+
+    @property
+    def fields(self) -> list[str]:
+        return self.raw.split()
+
+
+Problem = tuple[str, str]  # (category, "file:line: message")
+
+
+def table_rows(
+    path: str | os.PathLike, check: Optional[Callable[[list[str]], Optional[str]]] = None, what: str = "file"
+) -> Iterator[Line | Problem]:
+    """Each line of a Kaldi table as a :class:`Line`, or as a problem when it has no key or
+    ``check(fields)`` finds fault with it; a Windows line ending is a problem, and its line is kept."""
+    path = Path(path)
+    for no, raw in enumerate(text_lines(path, what), 1):
+        where = f"{path}:{no}"
+        if raw.endswith("\r"):
+            yield "line ending", f"{where}: Windows line ending (\\r); run dos2unix or fix"
+            raw = raw.rstrip("\r")
+        if not raw.strip() or raw[0].isspace():
+            yield "malformed", f"{where}: line has no utterance id ({'empty line' if not raw.strip() else 'it starts with whitespace'})"
+            continue
+        fault = check(raw.split()) if check is not None else None
+        if fault:
+            yield "malformed", f"{where}: {fault}"
+            continue
+        key = raw.split(maxsplit=1)[0]  # Kaldi separates the key by a space or a tab
+        yield Line(no, key, raw[len(key):].strip(), raw)
+
+
+def parse_table(
+    path: str | os.PathLike, check: Optional[Callable[[list[str]], Optional[str]]] = None, what: str = "file"
+) -> tuple[list[Line], list[Problem]]:
+    """The lines of a table and the problems of those left out: a validator lists every problem."""
+    rows = list(table_rows(path, check, what))
+    return [r for r in rows if isinstance(r, Line)], [r for r in rows if not isinstance(r, Line)]
+
+
+def unique(path: str | os.PathLike, lines: Iterable[Line]) -> Iterator[Line]:
+    """The lines, refusing a repeated key (naming both lines) as Kaldi's own readers do."""
     first: dict[str, int] = {}
-    try:
-        with open(path, encoding="utf-8-sig") as f:  # -sig: tolerate a byte-order mark
-            for n, line in enumerate(f, 1):
-                line = line.rstrip("\n")
-                if not line.strip() or line[0].isspace():
-                    raise LegonnError(f"{path}:{n}: line has no utterance id")
-                key, *rest = line.split(maxsplit=1)  # Kaldi separates the key by a space or a tab
-                value = rest[0] if rest else ""
-                if key in table:
-                    raise LegonnError(f"{path}:{n}: utterance id '{key}' appears twice (first on line {first[key]})")
-                if not value.strip() and not allow_empty_value:
-                    raise LegonnError(f"{path}:{n}: utterance '{key}' has an empty value")
-                table[key], first[key] = value.strip(), n
-    except UnicodeDecodeError as exc:
-        raise LegonnError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    for line in lines:
+        if line.key in first:
+            raise LegonnError(f"{path}:{line.no}: utterance id '{line.key}' appears twice (first on line {first[line.key]})")
+        first[line.key] = line.no
+        yield line
+
+
+def read_table(path: str | os.PathLike, what: str = "file", allow_empty_value: bool = True, allow_empty: bool = False) -> dict[str, str]:
+    """``key value`` lines -> insertion-ordered dict of stripped values (read as a stream: training
+    texts can be large).
+
+    A line with no key, a repeated key, an empty value (unless allowed), undecodable UTF-8 or an
+    empty file (unless allowed) is a LegonnError naming file and line. Windows line endings pass.
+    """
+
+    def lines() -> Iterator[Line]:
+        for row in table_rows(path, what=what):
+            if not isinstance(row, Line):
+                if row[0] != "line ending":
+                    raise LegonnError(row[1])
+                continue
+            if not row.value and not allow_empty_value:
+                raise LegonnError(f"{path}:{row.no}: utterance '{row.key}' has an empty value")
+            yield row
+
+    table = {line.key: line.value for line in unique(path, lines())}
     if not table and not allow_empty:
         raise LegonnError(f"{path}: no entries")
     return table
@@ -58,44 +131,80 @@ def read_descriptor(path: Path, fmt: str, version: int, what: str) -> dict:
     return meta
 
 
-def _umask() -> int:
+def _public_mode(path: Path) -> None:
+    """The usual umask permissions: mkstemp and mkdtemp make their files and folders private."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
-def public_mode(path: str | os.PathLike) -> None:
-    """Give a temp file or dir (mkstemp/mkdtemp make them private) the usual umask permissions."""
-    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write through a temporary sibling and rename: readers never see half a file."""
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling of ``path`` for a writer that wants a file name (torch.save, safetensors,
+    kaldiio, matplotlib): when the block succeeds it is synced to disk and renamed over ``path``;
+    when it fails it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        public_mode(tmp)
+        yield tmp
+        _fsync(tmp)
+        _public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write text (as UTF-8) or bytes through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding="utf-8")
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling folder that replaces the folder ``path`` (if any) when the block
+    succeeds, its files synced and shareable; removed when the block fails, leaving ``path`` as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old = None
+    try:
+        yield tmp
+        for item in [tmp, *tmp.rglob("*")]:
+            if item.is_file():
+                _fsync(item)
+            _public_mode(item)
+        if path.exists():  # swap: the old folder moves aside, then goes once the new one is in place
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.rename(path, old / "x")
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and (old / "x").exists() and not path.exists():
+            os.rename(old / "x", path)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Save a matplotlib figure as PNG through a temporary sibling and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    """Save a matplotlib figure as PNG through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        public_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)

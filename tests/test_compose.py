@@ -17,8 +17,8 @@ from legonn.nn.chain import Chain
 from legonn.modules.compose import compose, load_composed, read_composed, write_finetune_config
 from legonn.config import fill_placeholders, resolve
 from legonn.errors import LegonnError
-from legonn.engine.experiment import load_trained, open_dataset, stream_sizes
-from legonn.modules.export import export_modules
+from legonn.engine.experiment import data_vocabs, export_experiment, load_trained, open_dataset, stream_sizes
+from legonn.modules.export import TrainLengths, export_modules
 from legonn.data.vocab import Vocabulary
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -30,9 +30,9 @@ def modules(tmp_path_factory):
     same size, and an encoder whose OLC (factor 4) makes twice the positions the decoder knows."""
     exp_dir, config = shared_experiment(tmp_path_factory)
     out = tmp_path_factory.mktemp("compose_modules")
+    enc, dec = export_experiment(exp_dir, out_dir=out, trained_on="Trained on the toy De-En corpus.")
     exp = load_trained(exp_dir)
     train_set = open_dataset(exp.config, "train")
-    enc, dec = export_modules(exp.model, train_set, exp.config, out, provenance="Trained on the toy De-En corpus.")
 
     en = Vocabulary.load(config["data"]["targets"]["en"]["vocab"])
     shuffled = Vocabulary(en.tokens[:3] + en.tokens[:2:-1])  # same symbols, another order: another checksum
@@ -43,7 +43,8 @@ def modules(tmp_path_factory):
     raw = fill_placeholders(exp.config["model"], stream_sizes(train_set))
     raw[0]["conf"]["olc"]["factor"] = 4
     torch.manual_seed(0)
-    (long_enc,) = export_modules(Chain.from_specs(raw), train_set, exp.config, out / "long", names=["encoder"])
+    (long_enc,) = export_modules(Chain.from_specs(raw), exp.config, TrainLengths.of(train_set), data_vocabs(exp.config),
+                                 out / "long", names=["encoder"])
     return {"enc": enc, "dec": dec, "other_dec": other_dec, "long_enc": long_enc, "config": config, "root": out}
 
 

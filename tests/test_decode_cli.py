@@ -139,11 +139,12 @@ def test_decode_modules_reads_the_recorded_input_file(exported, tmp_path, capsys
 def test_decode_failing_midway_leaves_no_partial_files(exported, tmp_path, monkeypatch):
     """An error after some batches were decoded: nothing under the final names, no temporary files."""
     import legonn.engine.decode
-    from legonn.engine.experiment import load_trained
+    from legonn.engine.experiment import load_trained, open_dataset
     from legonn.data.vocab import Vocabulary
 
     exp_dir, config, _ = exported
     exp = load_trained(exp_dir)
+    valid_set = open_dataset(exp.config, "valid")
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("unrelated\n")
@@ -158,7 +159,7 @@ def test_decode_failing_midway_leaves_no_partial_files(exported, tmp_path, monke
     monkeypatch.setattr(legonn.engine.decode, "beam_search", failing)
     vocab = Vocabulary.load(config["data"]["targets"]["en"]["vocab"])
     with pytest.raises(RuntimeError, match="boom"):
-        legonn.engine.decode.decode_dataset(exp.model, exp.valid_set, out, vocab, {"encoder": vocab}, beam=2, max_tokens=40)
+        legonn.engine.decode.decode_dataset(exp.model, valid_set, out, vocab, {"encoder": vocab}, beam=2, max_tokens=40)
     assert len(calls) == 2
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 

@@ -15,8 +15,7 @@ from legonn.modules.artifact import assemble, load_module, save_module
 from legonn.nn.ctc import greedy_decode
 from legonn.data.dataset import ChainDataset, StreamSpec
 from legonn.errors import LegonnError
-from legonn.engine.experiment import load_trained, open_dataset
-from legonn.modules.export import export_modules
+from legonn.engine.experiment import export_experiment
 from legonn.modules.inspector import ModuleView, plot_marginals, top_symbols
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -33,9 +32,8 @@ def png_size(path) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     exp_dir, config = shared_experiment(tmp_path_factory)
-    exp = load_trained(exp_dir)
     out = tmp_path_factory.mktemp("inspect_modules")
-    enc, dec = export_modules(exp.model, open_dataset(exp.config, "train"), exp.config, out)
+    enc, dec = export_experiment(exp_dir, out_dir=out)
     # The briefly trained encoder still puts blank first everywhere: lower the blank's logit so
     # that its best paths have words in them (and comparing them means something).
     loaded = load_module(enc)

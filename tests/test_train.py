@@ -258,12 +258,11 @@ def test_freezing_everything_is_an_error(corpus, tmp_path):
 
 @pytest.fixture
 def exported_encoder(trained, tmp_path):
-    from legonn.engine.experiment import load_trained, open_dataset
-    from legonn.modules.export import export_modules
+    from legonn.engine.experiment import export_experiment, load_trained
 
     exp_dir, _ = trained
     exp = load_trained(exp_dir)
-    [folder] = export_modules(exp.model, open_dataset(exp.config, "train"), exp.config, tmp_path / "modules", ["encoder"])
+    [folder] = export_experiment(exp_dir, out_dir=tmp_path / "modules", names=["encoder"])
     assert sorted(p.name for p in folder.parent.iterdir()) == ["encoder"]
     return folder, {k: v.clone() for k, v in exp.model.blocks["encoder"].state_dict().items()}
 

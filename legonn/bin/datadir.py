@@ -70,14 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _ids(path: str) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [line.split()[0] for line in f if line.strip()]
-    except OSError as exc:
-        raise LegonnError(f"{path}: cannot read ({exc.strerror})") from None
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -88,12 +80,7 @@ def main(argv: list[str]) -> int:
         if probs.total:
             print(f"{args.dir}: {probs.total} problem(s); utils/fix_data_dir.sh {args.dir} fixes sorting and incomplete utterances")
             return 1
-        utt2spk = Path(args.dir) / "utt2spk"
-        n = 0
-        if utt2spk.is_file():
-            with open(utt2spk, encoding="utf-8", errors="replace") as fh:
-                n = sum(1 for line in fh if line.strip())
-        print(f"{args.dir}: OK ({n} utterances)")
+        print(f"{args.dir}: OK ({D.count_utterances(args.dir)} utterances)")
         return 0
     if args.action == "fix":
         report = D.fix(args.dir)
@@ -106,8 +93,8 @@ def main(argv: list[str]) -> int:
             n=args.n,
             first=args.first,
             last=args.last,
-            utts=_ids(args.utt_list) if args.utt_list else None,
-            speakers=_ids(args.spk_list) if args.spk_list else None,
+            utts=D.read_ids(args.utt_list) if args.utt_list else None,
+            speakers=D.read_ids(args.spk_list) if args.spk_list else None,
             by_speaker=args.by_speaker,
             seed=args.seed,
         )

@@ -4,11 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from legonn.data.dataset import ChainDataset, StreamSpec
-from legonn.engine.decode import decode_dataset
+from legonn.engine.decode import decode_data_dir, from_experiment, from_modules
 from legonn.engine.distributed import DistInfo, device_for
-from legonn.errors import LegonnError
-from legonn.fileio import write_atomic
 
 
 def main(argv: list[str]) -> int:
@@ -31,46 +28,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     device = device_for(args.device, DistInfo())
-
     if args.exp_dir:
-        from legonn.engine.experiment import load_trained
-
-        exp = load_trained(args.exp_dir, args.checkpoint)
-        model, config = exp.model, exp.config
-        data = config["data"]
-        input_spec = StreamSpec(args.input_file or data["input"]["file"], data["input"].get("vocab"), data["input"].get("cmvn"))
-        vocabs = {name: exp.valid_set.targets[spec.target].vocab for spec in model.specs
-                  for name in [spec.name] if spec.target in exp.valid_set.targets}
-        target_files = {spec.name: data["targets"][spec.target]["file"] for spec in model.specs
-                        if spec.target in (data.get("targets") or {})}
+        source = from_experiment(args.exp_dir, args.checkpoint, args.input_file)
     else:
-        from legonn.modules.artifact import assemble
-        from legonn.modules.artifact import input_spec as module_input_spec
-
-        model, loaded = assemble(args.modules)
-        input_spec = module_input_spec(loaded, args.input_file)
-        vocabs = {spec.name: m.output_vocab for spec, m in zip(model.specs, loaded) if m.output_vocab is not None}
-        target_files = {spec.name: m.meta["extra"]["target_file"] for spec, m in zip(model.specs, loaded)
-                        if (m.meta.get("extra") or {}).get("target_file")}
-
-    last = model.specs[-1].name
-    output_vocab = vocabs.get(last)
-    wanted = args.ctc_modules if args.ctc_modules is not None else [n for n in model.encoder_names]
-    ctc_vocabs = {}
-    for name in wanted:
-        if name not in model.blocks:
-            raise LegonnError(f"--ctc_modules: no module '{name}' (modules: {', '.join(model.names)})")
-        if name in vocabs and getattr(model.blocks[name], "ctc", None) is not None:
-            ctc_vocabs[name] = vocabs[name]
-    dataset = ChainDataset(args.data_dir, input_spec, {}, require_targets=False)
-    files = decode_dataset(model, dataset, args.out_dir, output_vocab, ctc_vocabs, args.beam, args.nbest,
-                           args.length_penalty, args.max_len_a, args.max_len_b, args.max_tokens, device)
-    # Which data-dir file each CTC best path is to be scored against (a phoneme module's is
-    # text.phn, not the words of the decoder's reference).
-    for name in ctc_vocabs:
-        if name in target_files:
-            ref = Path(args.out_dir) / f"ctc_{name}.ref"
-            write_atomic(ref, target_files[name] + "\n")
-            files.append(ref)
-    print(f"decoded {len(dataset)} utterances -> {', '.join(str(Path(f)) for f in files)}")
+        source = from_modules(args.modules, args.input_file)
+    n, files = decode_data_dir(
+        source, args.data_dir, args.out_dir, args.ctc_modules, beam=args.beam, nbest=args.nbest,
+        length_penalty=args.length_penalty, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
+        max_tokens=args.max_tokens, device=device,
+    )
+    print(f"decoded {n} utterances -> {', '.join(str(Path(f)) for f in files)}")
     return 0

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from legonn.errors import LegonnError
-from legonn.fileio import read_table, write_atomic
 
 
 def main(argv: list[str]) -> int:
@@ -25,31 +23,13 @@ def main(argv: list[str]) -> int:
                    help="also write the words predicted by the neural model with their phones (word phones...)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    if args.inp == args.out:
-        raise LegonnError("--in and --out must be different files")
+    from legonn.speech.phonemes import phonemize_file
 
-    from tqdm import tqdm
-
-    from legonn.speech.phonemes import Phonemizer
-
-    rows = list(read_table(args.inp, what="text file").items())
-    phonemize = Phonemizer(stress=args.stress, word_boundary=args.word_boundary)
-    lines, empty = [], []
-    for utt, text in tqdm(rows, total=len(rows), desc="phonemize", unit="utt",
-                          disable=args.quiet or None, file=sys.stderr):
-        phones = phonemize(text)
-        if not phones:
-            empty.append(utt)
-        lines.append(f"{utt} {' '.join(phones)}".rstrip())
-    write_atomic(args.out, "\n".join(lines) + "\n")
-    if args.oov_lexicon:
-        oov = phonemize.oov_cache
-        write_atomic(args.oov_lexicon, "".join(f"{w} {' '.join(ph)}\n" for w, ph in sorted(oov.items())))
-    tokens = phonemize.word_tokens
-    rate = 100 * phonemize.oov_tokens / max(tokens, 1)
-    print(f"{args.out}: {len(lines)} utterances, {tokens} words; {phonemize.oov_tokens} OOV ({rate:.2f}%, "
-          f"{phonemize.oov_words} distinct) predicted by the neural G2P")
-    if empty:
-        print(f"warning: {len(empty)} utterance(s) have no phonemes (e.g. '{empty[0]}'); written with an empty value",
+    done = phonemize_file(args.inp, args.out, args.stress, args.word_boundary, args.oov_lexicon, progress=not args.quiet)
+    rate = 100 * done.oov_tokens / max(done.words, 1)
+    print(f"{args.out}: {done.utterances} utterances, {done.words} words; {done.oov_tokens} OOV ({rate:.2f}%, "
+          f"{done.oov_words} distinct) predicted by the neural G2P")
+    if done.empty:
+        print(f"warning: {len(done.empty)} utterance(s) have no phonemes (e.g. '{done.empty[0]}'); written with an empty value",
               file=sys.stderr)
     return 0

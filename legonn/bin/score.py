@@ -11,7 +11,6 @@ import argparse
 import os
 
 from legonn.engine import score as S
-from legonn.errors import LegonnError
 
 _METRICS = {"wer": ("wer",), "bleu": ("bleu",), "all": ("wer", "bleu", "chrf")}
 
@@ -45,14 +44,7 @@ def main(argv: list[str]) -> int:
         compound_split=args.compound_split,
         allow_missing=args.allow_missing,
     )
-    out_dir = args.out_dir or os.path.dirname(os.path.abspath(args.hyp))
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        S.write_json(result, os.path.join(out_dir, "score.json"))
-        if "wer" in result:
-            S.write_alignments(result, os.path.join(out_dir, "result.txt"))
-    except OSError as exc:  # unwritable --out_dir is a user problem, not a bug
-        raise LegonnError(f"cannot write results to {out_dir}: {exc}") from exc
+    S.write_results(result, args.out_dir or os.path.dirname(os.path.abspath(args.hyp)))
     print(S.summary_line(result))
     for line in S.signature_lines(result):
         print(line)

@@ -8,12 +8,16 @@ producer's output checksum equals the consumer's input checksum.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import tempfile
+from collections import Counter
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 from legonn.errors import LegonnError
+from legonn.fileio import read_table, write_atomic
 
 BLANK, UNK, SOS, EOS = 0, 1, 2, 2
 PAD = BLANK
@@ -125,3 +129,72 @@ class Vocabulary:
                 f"the recorded {manifest['sha256'][:12]} (file edited or replaced)"
             )
         return vocab
+
+
+# --- building a vocabulary from Kaldi text files (``legonn vocab``) --------------------------
+
+
+def read_texts(files: Iterable[str | os.PathLike]) -> list[str]:
+    """Kaldi ``utt_id text`` files -> the texts."""
+    return [text for f in files for text in read_table(f).values()]
+
+
+def train_sentencepiece(texts: list[str], kind: str, size: int, model: Path) -> Path:
+    """A ``size``-piece sentencepiece ``kind`` (bpe, unigram) model of ``texts`` written to ``model``."""
+    import sentencepiece as spm
+
+    model.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=model.parent) as tmp:
+        corpus = Path(tmp) / "corpus.txt"
+        corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
+        prefix = Path(tmp) / "model"
+        try:
+            spm.SentencePieceTrainer.train(
+                input=str(corpus), model_prefix=str(prefix), vocab_size=size, model_type=kind,
+                character_coverage=1.0, unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,
+                input_sentence_size=2_000_000, shuffle_input_sentence=True, minloglevel=2,
+            )
+        except RuntimeError as exc:
+            raise LegonnError(f"sentencepiece could not build a {size}-piece {kind} model ({str(exc).splitlines()[0]})") from None
+        write_atomic(model, Path(f"{prefix}.model").read_bytes())
+    return model
+
+
+def coverage(vocab: Vocabulary, train_texts: list[str], eval_texts: list[str]) -> dict[str, float]:
+    """How well a vocabulary learnt on ``train_texts`` covers ``eval_texts``: word OOV rates
+    (tokens and types) against the training words, <unk> rate and tokens per word."""
+    seen = Counter(w for t in train_texts for w in t.split())
+    words = [w for t in eval_texts for w in t.split()]
+    types = set(words)
+    ids = [i for t in eval_texts for i in vocab.encode(t)]
+    return {
+        "eval_words": len(words),
+        "word_oov_rate": sum(w not in seen for w in words) / max(len(words), 1),
+        "word_type_oov_rate": sum(w not in seen for w in types) / max(len(types), 1),
+        "unk_token_rate": sum(i == UNK for i in ids) / max(len(ids), 1),
+        "tokens_per_word": len(ids) / max(len(words), 1),
+    }
+
+
+def build_vocabulary(kind: str, texts: Sequence[str], out: str | os.PathLike, size: int = 0,
+                     eval_texts: Sequence[str] = ()) -> dict[str, Any]:
+    """Learn a vocabulary from Kaldi text files and write ``OUT.model`` (sentencepiece kinds),
+    ``OUT.tokens.txt`` and ``OUT.report.json`` (with coverage of ``eval_texts``); return the report.
+
+    ``kind``: sentencepiece ``bpe``/``unigram`` of ``size`` pieces, or ``tokens``: every
+    whitespace-separated symbol of the texts (e.g. phonemes)."""
+    out = Path(out)
+    sentences = read_texts(texts)
+    if kind == "tokens":
+        vocab = Vocabulary.from_symbols(sorted({s for t in sentences for s in t.split()} - set(SPECIALS)))
+    else:
+        if size <= 0:
+            raise LegonnError("--size must be a positive number of pieces for sentencepiece")
+        vocab = Vocabulary.from_sentencepiece(train_sentencepiece(sentences, kind, size, out.with_suffix(".model")))
+    write_atomic(out.with_suffix(".tokens.txt"), "\n".join(vocab.tokens) + "\n")
+    report: dict[str, Any] = {"kind": kind, "size": len(vocab), "sha256": vocab.checksum,
+                              "train_sentences": len(sentences), "train_texts": list(texts)}
+    if eval_texts:
+        report["coverage"] = coverage(vocab, sentences, read_texts(eval_texts))
+    write_atomic(out.with_suffix(".report.json"), json.dumps(report, indent=1) + "\n")
+    return report

@@ -10,16 +10,16 @@ from typing import Any, Optional
 import torch
 
 from legonn.errors import LegonnError
-from legonn.fileio import write_atomic
+from legonn.fileio import atomic_path, write_atomic
 
 INDEX = "checkpoints.json"
 LAST = "checkpoint_last.pt"
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save through :func:`~legonn.fileio.atomic_path`: an interrupted save leaves the old file."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

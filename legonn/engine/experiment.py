@@ -1,4 +1,11 @@
-"""An experiment directory: its resolved config, data sets and model, built or reloaded."""
+"""An experiment directory: its config, data sets and model, built or reloaded.
+
+Besides config.yaml and checkpoints/, training records (:func:`record_experiment`)
+``resolved.yaml``, the config with the data's vocabulary sizes and feature width in place of the
+``vocab:``/``dim:`` placeholders, and ``train_lengths.npz``, the training set's lengths; decoding
+and export then rebuild the model and its length statistics without opening the data again.
+An experiment trained before these files existed is still read, by measuring the data once more.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,24 +15,31 @@ from typing import Any, Optional
 
 import yaml
 
-from legonn.config import fill_placeholders
+from legonn.config import dump, fill_placeholders
 from legonn.data.dataset import ChainDataset, FeatureStream, TokenStream, stream_spec
 from legonn.data.specaug import SpecAugment
 from legonn.data.vocab import Vocabulary
-from legonn.engine.checkpoint import LAST, CheckpointKeeper, load
+from legonn.engine.checkpoint import LAST, CheckpointKeeper, average, load, save_atomic, select
 from legonn.errors import LegonnError
+from legonn.fileio import write_atomic
 from legonn.modules.artifact import LoadedModule, load_module
+from legonn.modules.export import TrainLengths, export_modules
 from legonn.nn.chain import Chain
 
 log = logging.getLogger(__name__)
+
+CONFIG = "config.yaml"
+RESOLVED = "resolved.yaml"
+LENGTHS = "train_lengths.npz"
 
 
 @dataclass
 class Experiment:
     config: dict[str, Any]
+    resolved: dict[str, Any]  # config with the placeholders of the model section filled in
     model: Chain
-    train_set: Optional[ChainDataset]
-    valid_set: Optional[ChainDataset]
+    train_set: Optional[ChainDataset] = None
+    valid_set: Optional[ChainDataset] = None
     checkpoint: Optional[Path] = None
 
 
@@ -50,6 +64,15 @@ def stream_sizes(dataset: ChainDataset) -> dict[str, int]:
     elif isinstance(dataset.input, FeatureStream):
         sizes["dim:input"] = dataset.input.dim()
     return sizes
+
+
+def data_vocabs(config: dict[str, Any]) -> dict[str, Vocabulary]:
+    """The vocabularies the data section names, read from their files: 'input' for a text input
+    and one per target stream (those :func:`stream_vocabs` finds in an opened data set)."""
+    data = config["data"]
+    specs = {name: stream_spec(spec, f"data.targets.{name}") for name, spec in (data.get("targets") or {}).items()}
+    specs["input"] = stream_spec(data["input"], "data.input")
+    return {name: Vocabulary.load(spec.vocab) for name, spec in specs.items() if spec.vocab}
 
 
 def stream_vocabs(dataset: ChainDataset) -> dict[str, Vocabulary]:
@@ -77,7 +100,14 @@ def check_module_vocabularies(chain: Chain, name: str, loaded: LoadedModule, fol
             )
 
 
+def resolve_sizes(config: dict[str, Any], sizes: dict[str, int]) -> dict[str, Any]:
+    """The config with its model's placeholders filled in: what resolved.yaml records."""
+    return {**config, "model": fill_placeholders(config["model"], sizes)}
+
+
 def build_model(config: dict[str, Any], sizes: dict[str, int], vocabs: Optional[dict[str, Vocabulary]] = None) -> Chain:
+    """The chain of ``config`` sized by ``sizes``, its modules started from ``trainer.init_modules``
+    and frozen as ``trainer.freeze`` says; ``vocabs`` (the data's) are checked against the modules'."""
     chain = Chain.from_specs(fill_placeholders(config["model"], sizes), config["optim"]["label_smoothing"])
     for name, folder in (config["trainer"].get("init_modules") or {}).items():
         if name not in chain.blocks:
@@ -97,33 +127,86 @@ def build_model(config: dict[str, Any], sizes: dict[str, int], vocabs: Optional[
     return chain
 
 
-def build_experiment(config: dict[str, Any], with_train: bool = True) -> Experiment:
+def build_experiment(config: dict[str, Any]) -> Experiment:
+    """Open the training and validation data and build the model they size."""
     valid_set = open_dataset(config, "valid")
-    train_set = open_dataset(config, "train") if with_train else None
-    dataset = train_set or valid_set
-    model = build_model(config, stream_sizes(dataset), stream_vocabs(dataset))
-    return Experiment(config, model, train_set, valid_set)
+    train_set = open_dataset(config, "train")
+    sizes = stream_sizes(train_set)
+    model = build_model(config, sizes, stream_vocabs(train_set))
+    return Experiment(config, resolve_sizes(config, sizes), model, train_set, valid_set)
+
+
+def record_experiment(exp: Experiment, exp_dir: str | Path) -> None:
+    """Write ``resolved.yaml`` and ``train_lengths.npz`` into ``exp_dir`` (see the module's doc)."""
+    exp_dir = Path(exp_dir)
+    write_atomic(exp_dir / RESOLVED, dump(exp.resolved))
+    TrainLengths.of(exp.train_set).save(exp_dir / LENGTHS)
+
+
+def read_config(exp_dir: Path) -> dict[str, Any]:
+    config_file = exp_dir / CONFIG
+    if not config_file.is_file():
+        raise LegonnError(f"{exp_dir}: no {CONFIG} (not a legonn experiment directory)")
+    return yaml.safe_load(config_file.read_text(encoding="utf-8"))
 
 
 def load_trained(exp_dir: str | Path, checkpoint: Optional[str | Path] = None) -> Experiment:
-    """Rebuild an experiment's model from its config.yaml and load a checkpoint's weights.
+    """Rebuild an experiment's model from resolved.yaml (else config.yaml and the validation data's
+    sizes) and load a checkpoint's weights; no data set is opened when resolved.yaml is there.
 
     ``checkpoint`` defaults to the best kept one (by the config's metric), else the last.
     """
     exp_dir = Path(exp_dir)
-    config_file = exp_dir / "config.yaml"
-    if not config_file.is_file():
-        raise LegonnError(f"{exp_dir}: no config.yaml (not a legonn experiment directory)")
-    config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    exp = build_experiment(config, with_train=False)
+    config = read_config(exp_dir)
+    if (exp_dir / RESOLVED).is_file():
+        resolved = yaml.safe_load((exp_dir / RESOLVED).read_text(encoding="utf-8"))
+    else:
+        resolved = resolve_sizes(config, stream_sizes(open_dataset(config, "valid")))
+    model = Chain.from_specs(resolved["model"], resolved["optim"]["label_smoothing"])
     if checkpoint is None:
         best = CheckpointKeeper(exp_dir / "checkpoints", 1, config["trainer"]["best_metric"]).best()
         checkpoint = exp_dir / "checkpoints" / (best["file"] if best else LAST)
     state = load(checkpoint)
     try:
-        exp.model.load_state_dict(state["model"])
+        model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise LegonnError(f"{checkpoint}: weights do not fit the model of {config_file} ({str(exc).splitlines()[0]})") from None
-    exp.model.eval()
-    exp.checkpoint = Path(checkpoint)
-    return exp
+        raise LegonnError(f"{checkpoint}: weights do not fit the model of {exp_dir / CONFIG} ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return Experiment(config, resolved, model, checkpoint=Path(checkpoint))
+
+
+def train_lengths(exp_dir: str | Path, config: dict[str, Any]) -> TrainLengths:
+    """train_lengths.npz, or the lengths measured on the training data for an older experiment."""
+    path = Path(exp_dir) / LENGTHS
+    return TrainLengths.load(path) if path.is_file() else TrainLengths.of(open_dataset(config, "train"))
+
+
+def export_experiment(
+    exp_dir: str | Path,
+    checkpoint: Optional[str | Path] = None,
+    out_dir: Optional[str | Path] = None,
+    names: Optional[list[str]] = None,
+    trained_on: str = "",
+) -> list[Path]:
+    """``legonn export``: the experiment's modules as folders under ``out_dir`` (default EXP_DIR/modules)."""
+    exp = load_trained(exp_dir, checkpoint)
+    lengths = train_lengths(exp_dir, exp.config)
+    provenance = trained_on or (
+        f"Trained in `{exp_dir}` on `{exp.config['data']['train']}` ({len(lengths.utts)} utterances); "
+        f"weights from `{exp.checkpoint.name}`."
+    )
+    out_dir = Path(out_dir) if out_dir else Path(exp_dir) / "modules"
+    return export_modules(exp.model, exp.config, lengths, data_vocabs(exp.config), out_dir, names, provenance)
+
+
+def average_checkpoints(exp_dir: str | Path, num: int, mode: str, metric: Optional[str] = None,
+                        out: Optional[str | Path] = None) -> tuple[Path, list[Path]]:
+    """``legonn average``: the mean weights of the ``num`` best (by ``metric``, default the config's
+    trainer.best_metric) or latest checkpoints, saved to ``out`` (default EXP_DIR/averaged_<mode><num>.pt)."""
+    exp_dir = Path(exp_dir)
+    config = read_config(exp_dir)
+    metric = metric or config["trainer"]["best_metric"]
+    paths = select(exp_dir / "checkpoints", num, mode, metric)
+    out = Path(out) if out else exp_dir / f"averaged_{mode}{num}.pt"
+    save_atomic({"model": average(paths), "averaged_from": [p.name for p in paths]}, out)
+    return out, paths

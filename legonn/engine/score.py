@@ -359,3 +359,13 @@ def format_alignments(result: Mapping, key: str = "wer") -> str:
 def write_alignments(result: Mapping, path: str | os.PathLike, key: str = "wer") -> None:
     """Write :func:`format_alignments` to ``path`` atomically."""
     write_atomic(path, format_alignments(result, key))
+
+
+def write_results(result: Mapping, out_dir: str | os.PathLike) -> None:
+    """``score.json`` and, for WER, sclite-style ``result.txt`` alignments in ``out_dir``."""
+    try:
+        write_json(result, os.path.join(out_dir, "score.json"))
+        if "wer" in result:
+            write_alignments(result, os.path.join(out_dir, "result.txt"))
+    except OSError as exc:  # an unwritable --out_dir is a user problem, not a bug
+        raise LegonnError(f"cannot write results to {out_dir}: {exc}") from exc

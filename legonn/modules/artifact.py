@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,7 +23,8 @@ from torch import nn
 from legonn.data.dataset import StreamSpec
 from legonn.data.vocab import Vocabulary
 from legonn.errors import LegonnError
-from legonn.fileio import public_mode, read_descriptor
+from legonn.fileio import atomic_dir, read_descriptor
+from legonn.modules.card import module_card
 from legonn.modules.composed import expand
 from legonn.nn.chain import Chain, ModuleSpec, build_module
 from legonn.nn.interface import HIDDEN, MARGINALS
@@ -51,32 +51,6 @@ def _interface(module: nn.Module, side: str, vocab: Optional[Vocabulary], direct
     return entry
 
 
-def _card(meta: dict[str, Any]) -> str:
-    def vocab_line(side: str) -> str:
-        iface = meta[side]
-        v = iface.get("vocab")
-        if v is None:
-            return f"- {side}: {iface['kind']}" + (f" ({iface['dim']}-dim)" if "dim" in iface else "")
-        src = v["sentencepiece"] or v["tokens"]
-        return f"- {side}: {iface['kind']} over {v['size']} symbols (`{src}`, sha256 `{v['sha256'][:16]}…`)"
-
-    olc = meta.get("olc")
-    lines = [
-        f"# {meta['name']}",
-        "",
-        f"A `{meta['type']}` LegoNN module exported by legonn {meta['legonn_version']}.",
-        "",
-        "## Interface",
-        vocab_line("input"),
-        vocab_line("output"),
-        f"- output length controller: factor {olc['factor']}, at most {olc['max_len']} positions" if olc else "- no output length controller",
-    ]
-    if meta.get("length_ratio") is not None:
-        lines.append(f"- expected output/input length ratio: {meta['length_ratio']:.3f}")
-    lines += ["", "## Training", meta.get("trained_on") or "(not recorded)", "", "Load it with `legonn.modules.artifact.load_module` or chain it with `legonn compose`.", ""]
-    return "\n".join(lines)
-
-
 def save_module(
     module: nn.Module,
     directory: str | os.PathLike,
@@ -88,14 +62,12 @@ def save_module(
     extra: Optional[dict[str, Any]] = None,
     files: Optional[dict[str, Path]] = None,
 ) -> Path:
-    """Write the artifact to a temporary sibling folder, then rename: never a half-written module.
+    """Write the artifact folder (replacing one already there) as a whole: never a half-written module.
 
     ``files`` (name in the folder -> source path) travel with the module, e.g. the CMVN statistics
     its input features must be normalised with."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_dir(directory) as tmp:
         olc = getattr(module, "olc", None)
         meta = {
             "format": FORMAT,
@@ -117,15 +89,7 @@ def save_module(
                 raise LegonnError(f"{source}: missing (needed in module folder {directory} as {name_in_folder})")
             shutil.copyfile(source, tmp / name_in_folder)
         (tmp / "module.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(_card(meta), encoding="utf-8")
-        for item in [tmp, *tmp.iterdir()]:
-            public_mode(item)
-        if directory.exists():
-            shutil.rmtree(directory)
-        tmp.rename(directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / "README.md").write_text(module_card(meta), encoding="utf-8")
     return directory
 
 
@@ -140,6 +104,21 @@ class LoadedModule:
     @property
     def name(self) -> str:
         return self.meta["name"]
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """What export recorded of the training: target stream, data-dir files, lengths."""
+        return self.meta.get("extra") or {}
+
+    @property
+    def target(self) -> Optional[str]:
+        """The target stream the module's output was trained on."""
+        return self.extra.get("target")
+
+    @property
+    def target_file(self) -> Optional[str]:
+        """The data-dir file holding that target: the reference to score the module's output with."""
+        return self.extra.get("target_file")
 
 
 def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
@@ -180,7 +159,7 @@ def input_spec(loaded: list[LoadedModule], input_file: Optional[str] = None):
     """How the first module of a chain reads a data dir: the file it was trained on (recorded at
     export), its token vocabulary or the CMVN statistics shipped in its folder."""
     first = loaded[0]
-    recorded = (first.meta.get("extra") or {}).get("input") or {}
+    recorded = first.extra.get("input") or {}
     vocab = first.input_vocab
     if vocab is not None:
         vocab_file = vocab.spm_model or str(first.directory / first.meta["input"]["vocab"]["tokens"])
@@ -214,7 +193,7 @@ def assemble(directories: list[str | os.PathLike], label_smoothing: float = 0.1)
     loaded = [load_module(d) for d in expand(directories)]
     for producer, consumer in zip(loaded, loaded[1:]):
         check_interface(producer, consumer)
-    specs = [ModuleSpec(m.name, m.meta["type"], m.meta["conf"], m.meta.get("extra", {}).get("target")) for m in loaded]
+    specs = [ModuleSpec(m.name, m.meta["type"], m.meta["conf"], m.target) for m in loaded]
     names = [s.name for s in specs]
     for i, s in enumerate(specs):  # the same module may appear twice (or two teams picked one name)
         if names.count(s.name) > 1:

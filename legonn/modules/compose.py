@@ -36,7 +36,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -44,8 +43,9 @@ from typing import Any, Optional
 import yaml
 
 from legonn.errors import LegonnError
-from legonn.fileio import public_mode, write_atomic
+from legonn.fileio import atomic_dir, write_atomic
 from legonn.modules.artifact import assemble, check_interface, input_spec, load_module
+from legonn.modules.card import composed_card, stats_text
 from legonn.modules.composed import (
     FORMAT,
     FORMAT_VERSION,
@@ -82,14 +82,6 @@ def _factor(spec: Any) -> Optional[float]:
         return None
 
 
-def _nice(x: float) -> str:
-    return f"{x:.3g}"
-
-
-def _stats_text(s: dict[str, Any]) -> str:
-    return f"mean {s['mean']:.1f} (p5 {_nice(s['p5'])}, p95 {_nice(s['p95'])})"
-
-
 @dataclass
 class LinkCheck:
     """The check of one interface: producer part ``index`` -> part ``index + 1``."""
@@ -121,8 +113,8 @@ class LinkCheck:
 
 def check_lengths(link: LinkCheck, producer, consumer, max_gap: float) -> None:
     """Compare what the producer was seen to output with what the consumer was trained to read."""
-    produced = (producer.meta.get("extra") or {}).get("output_length")
-    expected = (consumer.meta.get("extra") or {}).get("input_length")
+    produced = producer.extra.get("output_length")
+    expected = consumer.extra.get("input_length")
     if not produced or not expected:
         who = producer.name if not produced else consumer.name
         side = "output" if not produced else "input"
@@ -141,15 +133,15 @@ def check_lengths(link: LinkCheck, producer, consumer, max_gap: float) -> None:
     if abs(link.gap) > max_gap:
         how = f"{abs(link.gap):.0%} {'longer' if link.gap > 0 else 'shorter'}"
         advice = (
-            f"an OLC factor of {_nice(link.suggested_factor)} instead of {link.producer_factor} would match the means "
+            f"an OLC factor of {link.suggested_factor:.3g} instead of {link.producer_factor} would match the means "
             f"(retrain or fine-tune '{producer.name}' with it)"
             if link.suggested_factor is not None
             else f"'{producer.name}' has no output length controller: consider one (e.g. factor "
-            f"{_nice(expected['mean'] / max(produced['mean'], 1e-9))} of its current output length)"
+            f"{expected['mean'] / max(produced['mean'], 1e-9):.3g} of its current output length)"
         )
         link.warning = (
-            f"WARNING: {producer.name} -> {consumer.name}: '{producer.name}' outputs {_stats_text(produced)} positions "
-            f"but '{consumer.name}' was trained on {_stats_text(expected)}: {how} (more than --max_length_gap "
+            f"WARNING: {producer.name} -> {consumer.name}: '{producer.name}' outputs {stats_text(produced)} positions "
+            f"but '{consumer.name}' was trained on {stats_text(expected)}: {how} (more than --max_length_gap "
             f"{max_gap:.0%}); {advice}"
         )
 
@@ -186,13 +178,6 @@ def _iface(meta: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _iface_text(meta: dict[str, Any]) -> str:
-    v = meta.get("vocab")
-    if v:
-        return f"{meta['kind']} over {v['size']} symbols (sha256 `{v['sha256'][:12]}`)"
-    return meta["kind"] + (f" ({meta['dim']}-dim)" if meta.get("dim") else "")
-
-
 def unique_names(loaded: list) -> list[str]:
     """Module names in the chain (as ``assemble`` makes them unique)."""
     names = [m.name for m in loaded]
@@ -207,7 +192,7 @@ def finetune_config(directory: str | os.PathLike, loaded: list, folders: list[Pa
     dirs = [directory / f for f in folders]
     model, init, targets, sums = [], {}, {}, {}
     for name, m, folder in zip(names, loaded, dirs):
-        target = (m.meta.get("extra") or {}).get("target")
+        target = m.target
         vocab = m.meta["output"].get("vocab")
         if target and vocab:
             if target in sums and sums[target] != vocab["sha256"]:  # two teams' streams of one name
@@ -264,72 +249,6 @@ def finetune_config(directory: str | os.PathLike, loaded: list, folders: list[Pa
     return "\n".join(lines)
 
 
-def _card(meta: dict[str, Any], loaded: list, links: list[LinkCheck]) -> str:
-    lines = [
-        f"# {meta['name']}",
-        "",
-        f"A composed LegoNN model: {len(loaded)} module(s) chained by `legonn compose` (legonn {meta['legonn_version']}).",
-        "Each part is a copy of a module folder, under `parts/`; `composed.json` records where each came from,",
-        "the sha256 of its weights and the interface checks.",
-        "",
-        "## Parts",
-        "",
-    ]
-    for i, (part, m) in enumerate(zip(meta["parts"], loaded)):
-        olc = m.meta.get("olc")
-        lines += [
-            f"{i + 1}. **{part['name']}** (`{part['type']}`) in `{part['folder']}`, copied from `{part['source']}`"
-            + (f" (originally `{part['origin']}`)" if part.get("origin") not in (None, part["source"]) else ""),
-            f"   - reads {_iface_text(m.meta['input'])}; outputs {_iface_text(m.meta['output'])}"
-            + (f"; OLC factor {olc['factor']} (at most {olc['max_len']} positions)" if olc else ""),
-            f"   - target: {part.get('target') or '(none)'}; weights sha256 `{part['weights_sha256'][:16]}`",
-            f"   - training: {m.meta.get('trained_on') or '(not recorded)'}",
-        ]
-    lines += ["", "## Interface checks", ""]
-    if not links:
-        lines.append("(a single module: no interface between parts)")
-    for link in links:
-        if link.vocab_sha256:
-            what = f"{link.kind} over {link.vocab_size} symbols; vocabulary checksums match (`{link.vocab_sha256[:12]}`)"
-        elif link.dim is not None:
-            what = f"{link.kind}, {link.dim}-dim on both sides"
-        else:
-            what = link.kind
-        lines.append(f"- {link.producer} -> {link.consumer}: {what}")
-        if link.produced and link.expected:
-            gap = f"{link.gap:+.0%}" if link.gap is not None else "n/a"
-            lines.append(
-                f"  - lengths: '{link.producer}' outputs {_stats_text(link.produced)} positions; "
-                f"'{link.consumer}' was trained on {_stats_text(link.expected)}; gap of the means {gap}"
-                + (" — **WARNING**, see below" if link.warning else " (within the limit)")
-            )
-            if link.warning:
-                lines.append(f"  - {link.warning}")
-        for note in link.notes:
-            lines.append(f"  - {note}")
-    names = unique_names(loaded)
-    lines += [
-        "",
-        "## Use",
-        "",
-        "```sh",
-        "legonn decode --modules THIS_FOLDER --data_dir DATA --out_dir OUT",
-        "legonn inspect --modules THIS_FOLDER --data_dir DATA --first 3 --out_dir PLOTS  # the interpretable interfaces",
-        "legonn train --config THIS_FOLDER/finetune.yaml --exp_dir EXP  # fill in its data section first",
-        "```",
-        "",
-        "Fine-tuning: `finetune.yaml` rebuilds the chain (`model`) and starts every module from its part:",
-        "",
-        "```yaml",
-        "trainer:",
-        "  init_modules: {" + ", ".join(f"{n}: THIS_FOLDER/{p['folder']}" for n, p in zip(names, meta["parts"])) + "}",
-        f"  freeze: [{names[0]}]  # optional: the modules to keep as they are",
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def _sources(directories: list[str | os.PathLike]) -> tuple[list[Path], list[Optional[str]]]:
     """Module folders to copy and, for the parts of a composed folder, where those came from."""
     folders, origins = [], []
@@ -347,9 +266,7 @@ def _sources(directories: list[str | os.PathLike]) -> tuple[list[Path], list[Opt
 
 
 def _copy_part(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".*"))
-    for path in [dst, *dst.rglob("*")]:  # folders made before public_mode existed may be private
-        public_mode(path)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".*"))  # not the temporaries of a write under way
 
 
 @dataclass
@@ -402,7 +319,7 @@ def compose(
             "source": str(src.resolve()),
             "origin": origin or str(src.resolve()),  # the module folder first composed (differs for a composed input)
             "type": m.meta["type"],
-            "target": (m.meta.get("extra") or {}).get("target"),
+            "target": m.target,
             "weights_sha256": file_sha256(src / "model.safetensors"),
             "input": _iface(m.meta["input"]),
             "output": _iface(m.meta["output"]),
@@ -419,30 +336,14 @@ def compose(
         "interfaces": [link.as_dict() for link in links],
     }
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    old = None
-    try:
-        public_mode(tmp)  # mkdtemp's folder is private: the composed model is meant to be shared
+    with atomic_dir(out) as tmp:  # also makes parts copied from private folders (older legonn) shareable
         for src, folder, part in zip(sources, folders, parts):
             _copy_part(src, tmp / folder)
             if file_sha256(tmp / folder / "model.safetensors") != part["weights_sha256"]:
                 raise LegonnError(f"{src}: model.safetensors changed while it was being copied")
         (tmp / INDEX).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(_card(meta, loaded, links), encoding="utf-8")
+        (tmp / "README.md").write_text(composed_card(meta, [m.meta for m in loaded], links, names), encoding="utf-8")
         (tmp / FINETUNE).write_text(finetune_config(out, loaded, folders), encoding="utf-8")
-        if out.exists():  # an earlier composed model (or an empty folder): swap, then remove it
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.rename(out, old / "x")
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and (old / "x").exists() and not out.exists():
-            os.rename(old / "x", out)
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     return Composed(out, meta, links)
 
 

@@ -1,23 +1,64 @@
 """Export the modules of a trained chain as artifact folders (``legonn export``).
 
 Besides weights, vocabularies and architecture, each module records the lengths it saw in
-training: what it read and what it produced (positions per utterance, measured over the
-training set through each module's length arithmetic). ``legonn compose`` compares a new
-encoder's output lengths with the input lengths a decoder was trained on.
+training: what it read and what it produced (positions per utterance, computed from the training
+set's input lengths through each module's length arithmetic). ``legonn compose`` compares a new
+encoder's output lengths with the input lengths a decoder was trained on. The training lengths
+come from the experiment's ``train_lengths.npz`` (:class:`TrainLengths`), so an export does not
+read the training data again.
 """
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from legonn.data.dataset import ChainDataset, TokenStream
+from legonn.data.dataset import ChainDataset
 from legonn.data.vocab import Vocabulary
 from legonn.errors import LegonnError
+from legonn.fileio import atomic_path
 from legonn.modules.artifact import save_module
 from legonn.nn.chain import Chain
+
+
+@dataclass
+class TrainLengths:
+    """Lengths of the training utterances, in dataset order: all export needs of the training set."""
+
+    utts: np.ndarray  # ids
+    input: np.ndarray  # int64 input lengths
+    targets: dict[str, np.ndarray]  # stream name -> int64 target lengths
+
+    @classmethod
+    def of(cls, dataset: ChainDataset) -> "TrainLengths":
+        return cls(
+            np.array(dataset.utts),
+            dataset.input_lengths.astype(np.int64),
+            {name: np.array([s.lengths[u] for u in dataset.utts], dtype=np.int64) for name, s in dataset.targets.items()},
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """An ``.npz`` of ``input``, ``target.<stream>`` and ``utts``."""
+        arrays = {"utts": self.utts, "input": self.input, **{f"target.{n}": a for n, a in self.targets.items()}}
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a name
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TrainLengths":
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            lengths = cls(arrays.pop("utts"), arrays.pop("input"),
+                          {k[len("target."):]: a for k, a in arrays.items() if k.startswith("target.")})
+        except (OSError, ValueError, KeyError) as exc:
+            raise LegonnError(f"{path}: not a training-lengths file ({str(exc).splitlines()[0]})") from None
+        if any(len(a) != len(lengths.utts) for a in [lengths.input, *lengths.targets.values()]):
+            raise LegonnError(f"{path}: its arrays have different lengths")
+        return lengths
 
 
 def length_stats(lengths: np.ndarray) -> dict[str, float]:
@@ -41,17 +82,19 @@ def interface_lengths(model: Chain, input_lengths: np.ndarray) -> list[np.ndarra
 
 def export_modules(
     model: Chain,
-    dataset: ChainDataset,
     config: dict[str, Any],
+    lengths: TrainLengths,
+    vocabs: dict[str, Vocabulary],
     out_dir: str | Path,
     names: Optional[list[str]] = None,
     provenance: str = "",
 ) -> list[Path]:
-    vocabs: dict[str, Vocabulary] = {n: s.vocab for n, s in dataset.targets.items() if isinstance(s, TokenStream)}
-    input_vocab = dataset.input.vocab if isinstance(dataset.input, TokenStream) else None
-    lengths = [dataset.input_lengths] + interface_lengths(model, dataset.input_lengths)
+    """Write a module folder per module of ``model`` (or of those in ``names``) under ``out_dir``.
+
+    ``vocabs``: the data's vocabularies, 'input' for a text input and one per target stream."""
+    lengths_at = [lengths.input] + interface_lengths(model, lengths.input)
     written = []
-    previous_vocab = input_vocab
+    previous_vocab = vocabs.get("input")
     data_input = config["data"]["input"]
     # The first module records how it reads a data dir; speech CMVN statistics travel with it.
     input_record: dict[str, Any] = {"file": data_input["file"]}
@@ -64,17 +107,16 @@ def export_modules(
         out_vocab = vocabs.get(spec.target) if spec.target else None
         if getattr(module, "output_vocab_size", None) is not None and out_vocab is None:
             raise LegonnError(f"module '{spec.name}' has no target stream with a vocabulary: cannot record its interface")
-        stats: dict[str, Any] = {"target": spec.target, "input_length": length_stats(lengths[i])}
+        stats: dict[str, Any] = {"target": spec.target, "input_length": length_stats(lengths_at[i])}
         target_spec = (config["data"].get("targets") or {}).get(spec.target) or {}
         if target_spec.get("file"):  # the data-dir file its output was trained on: the reference to score it with
             stats["target_file"] = target_spec["file"]
         ratio = None
-        if i + 1 < len(lengths):
-            stats["output_length"] = length_stats(lengths[i + 1])
-            ratio = float((lengths[i + 1] / np.maximum(lengths[i], 1)).mean())
-        if spec.target in dataset.targets:
-            target_lengths = np.array([dataset.targets[spec.target].lengths[u] for u in dataset.utts])
-            stats["target_length"] = length_stats(target_lengths)
+        if i + 1 < len(lengths_at):
+            stats["output_length"] = length_stats(lengths_at[i + 1])
+            ratio = float((lengths_at[i + 1] / np.maximum(lengths_at[i], 1)).mean())
+        if spec.target in lengths.targets:
+            stats["target_length"] = length_stats(lengths.targets[spec.target])
         if i == 0:
             stats["input"] = input_record
         in_vocab = previous_vocab if getattr(module, "input_vocab_size", None) is not None else None

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from legonn.errors import LegonnError
+from legonn.fileio import Line, atomic_dir, parse_table, text_lines, unique, write_atomic
 from legonn.speech.wavscp import entry_files, format_factor, speed_entry
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ _PLAIN_FILES = ("feat_dim", "cmvn.ark", "frame_shift")
 
 def sort_key(key: str) -> bytes:
     """C-locale (byte) order, as ``LC_ALL=C sort``."""
-    return key.encode("utf-8", "surrogateescape")
+    return key.encode("utf-8")
 
 
 def table_kind(name: str) -> Optional[str]:
@@ -87,15 +88,6 @@ def _rule(name: str, kind: str):
 
 
 @dataclass
-class Line:
-    no: int
-    key: str
-    value: str
-    fields: list[str]
-    raw: str
-
-
-@dataclass
 class Table:
     name: str
     kind: str
@@ -117,46 +109,23 @@ def read_lines(path: str | os.PathLike, name: Optional[str] = None, kind: Option
     name = name or path.name
     kind = kind or table_kind(name) or "utt"
     lo, hi, desc, vtype = _rule(name, kind)
-    table = Table(name, kind, path)
-    with open(path, "rb") as f:
-        data = f.read().decode("utf-8", "surrogateescape")
-    for no, raw in enumerate(data.split("\n"), 1):
-        if raw == "" and no == data.count("\n") + 1:
-            break  # after the final newline
-        where = f"{path}:{no}"
-        if raw.endswith("\r"):
-            table.problems.append(("line ending", f"{where}: Windows line ending (\\r); run dos2unix or fix"))
-            raw = raw.rstrip("\r")
-        if not raw.strip():
-            table.problems.append(("malformed", f"{where}: empty line"))
-            continue
-        if raw[0].isspace():
-            table.problems.append(("malformed", f"{where}: line starts with whitespace"))
-            continue
-        fields = raw.split()
+
+    def check(fields: list[str]) -> Optional[str]:
         if len(fields) < lo or (hi is not None and len(fields) > hi):
             want = f"{lo}" if lo == hi else f"at least {lo}"
-            table.problems.append(
-                ("malformed", f"{where}: malformed line: expected {want} fields {desc}, got {len(fields)}")
-            )
-            continue
-        if name == "segments":
-            try:
+            return f"malformed line: expected {want} fields {desc}, got {len(fields)}"
+        try:
+            if name == "segments":
                 float(fields[2]), float(fields[3])
-            except ValueError:
-                table.problems.append(("malformed", f"{where}: malformed line: start/end times must be numbers"))
-                continue
-        elif vtype is not None:
-            try:
+            elif vtype is not None:
                 vtype(fields[1])
-            except ValueError:
-                table.problems.append(
-                    ("malformed", f"{where}: malformed line: '{fields[1]}' is not {'an integer' if vtype is int else 'a number'}")
-                )
-                continue
-        key = fields[0]
-        table.lines.append(Line(no, key, raw[len(key):].strip(), fields, raw))
-    return table
+        except ValueError:
+            if name == "segments":
+                return "malformed line: start/end times must be numbers"
+            return f"malformed line: '{fields[1]}' is not {'an integer' if vtype is int else 'a number'}"
+        return None
+
+    return Table(name, kind, path, *parse_table(path, check))
 
 
 def load_tables(data_dir: str | os.PathLike) -> dict[str, Table]:
@@ -173,17 +142,21 @@ def load_tables(data_dir: str | os.PathLike) -> dict[str, Table]:
 
 
 def _strict(path: Path, name: str) -> dict[str, Line]:
-    if not path.is_file():
-        raise LegonnError(f"{path}: file not found")
     t = read_lines(path, name, table_kind(name))
     if t.problems:
         raise LegonnError(f"{t.problems[0][1]} (run utils/validate_data_dir.sh {path.parent})")
-    seen: dict[str, int] = {}
-    for line in t.lines:
-        if line.key in seen:
-            raise LegonnError(f"{path}:{line.no}: duplicate id '{line.key}' (first on line {seen[line.key]})")
-        seen[line.key] = line.no
-    return t.first()
+    return {line.key: line for line in unique(path, t.lines)}
+
+
+def read_ids(path: str | os.PathLike) -> list[str]:
+    """The first field of each non-empty line: a list of utterances or speakers."""
+    return [line.split()[0] for line in text_lines(path) if line.strip()]
+
+
+def count_utterances(data_dir: str | os.PathLike) -> int:
+    """The lines of ``utt2spk`` (0 without one)."""
+    utt2spk = Path(data_dir) / "utt2spk"
+    return len(read_lines(utt2spk).lines) if utt2spk.is_file() else 0
 
 
 def read_wav_scp(path: str | os.PathLike) -> dict[str, str]:
@@ -425,7 +398,7 @@ def _ensure_utt2spk(tables: dict[str, Table], d: Path) -> None:
     log.info("%s: no utt2spk; using each utterance as its own speaker", d)
     t = Table("utt2spk", "utt2spk", d / "utt2spk")
     for line in tables[base].first().values():
-        t.lines.append(Line(0, line.key, line.key, [line.key, line.key], f"{line.key} {line.key}"))
+        t.lines.append(Line(0, line.key, line.key, f"{line.key} {line.key}"))
     tables["utt2spk"] = t
 
 
@@ -499,41 +472,18 @@ def _render(tables: dict[str, Table], keep: Iterable[str]) -> dict[str, list[str
     return out
 
 
-def write_text_atomic(path: str | os.PathLike, lines: Iterable[str]) -> None:
-    """Write lines to ``path`` through a temporary file in the same directory and a rename."""
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            for line in lines:
-                f.write(line.encode("utf-8", "surrogateescape") + b"\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_data_dir(out: str | os.PathLike, tables: dict[str, list[str]]) -> None:
-    """Write a complete new data dir (table name -> lines) into a temporary sibling, then swap it
-    in for ``out``: a failure halfway leaves no mix of old and new tables."""
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    """Write a complete new data dir (table name -> lines) that replaces ``out`` as a whole: a
+    failure halfway leaves no mix of old and new tables."""
+    with atomic_dir(out) as tmp:
         for name, lines in tables.items():
             (tmp / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
 
 
 def _write_dir(dst: Path, out: dict[str, list[str]], remove_stale: bool = True) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for name, lines in out.items():
-        write_text_atomic(dst / name, lines)
+        write_atomic(dst / name, "".join(line + "\n" for line in lines))
     if remove_stale:
         for p in dst.iterdir():
             if p.is_file() and table_kind(p.name) is not None and p.name not in out:
@@ -745,7 +695,6 @@ def speed_perturb(src: str | os.PathLike, dst: str | os.PathLike, factors: Seque
     tables, keep = _complete_source(src, dst, "speed_perturb")
     rendered = _render(tables, keep)
     rendered.pop("spk2utt")
-    segmented = "segments" in tables
     if "wav.scp" not in tables:
         raise LegonnError(f"speed_perturb: {src} has no wav.scp")
     skip = {"feats.scp", "utt2num_frames", "cmvn.scp"}
@@ -773,12 +722,12 @@ def speed_perturb(src: str | os.PathLike, dst: str | os.PathLike, factors: Seque
                 elif name in ("utt2dur", "reco2dur"):
                     value = _fmt_time(float(value) / f)
                 new = pre + key
-                t.lines.append(Line(0, new, value, [new, *value.split()], f"{new} {value}"))
+                t.lines.append(Line(0, new, value, f"{new} {value}"))
             out[name] = t
         if "utt2uniq" not in out:
             t = Table("utt2uniq", "utt", dst / "utt2uniq")
             for u in keep:
-                t.lines.append(Line(0, pre + u, u, [pre + u, u], f"{pre}{u} {u}"))
+                t.lines.append(Line(0, pre + u, u, f"{pre}{u} {u}"))
             out["utt2uniq"] = t
         copies.append((f"{src} x{format_factor(f)}", out))
     merged = _merge(copies, dst)
@@ -801,8 +750,7 @@ def split_scp(in_path: str | os.PathLike, out_paths: Sequence[str | os.PathLike]
     n = len(out_paths)
     if n < 1:
         raise LegonnError("split_scp: no output files given")
-    with open(in_path, "rb") as fh:
-        lines = [ln for ln in fh.read().decode("utf-8", "surrogateescape").split("\n") if ln.strip()]
+    lines = [ln for ln in text_lines(in_path) if ln.strip()]
     if len(lines) < n:
         raise LegonnError(f"split_scp: cannot split {len(lines)} line(s) of {in_path} into {n} non-empty parts")
     if utt2spk is not None:
@@ -829,8 +777,7 @@ def split_scp(in_path: str | os.PathLike, out_paths: Sequence[str | os.PathLike]
         parts[p].extend(g)
         size += len(g)
     for path, part in zip(out_paths, parts):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, part)
+        write_atomic(path, "".join(ln + "\n" for ln in part))
     return [len(part) for part in parts]
 
 

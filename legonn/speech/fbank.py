@@ -36,8 +36,9 @@ from typing import Optional
 import numpy as np
 
 from legonn.errors import LegonnError
+from legonn.fileio import atomic_path, write_atomic
 from legonn.speech.audio import AudioReader
-from legonn.speech.datadir import sort_key, write_text_atomic
+from legonn.speech.datadir import sort_key
 
 log = logging.getLogger(__name__)
 
@@ -263,17 +264,16 @@ def compute_features(
         for tmp, ark in zip(tmps, arks):
             os.replace(tmp, ark)
         keys = sorted(frames, key=sort_key)
-        write_text_atomic(d / "utt2num_frames", (f"{u} {frames[u]}" for u in keys))
-        write_text_atomic(d / "feat_dim", [str(cfg.num_mel_bins)])
+        write_atomic(d / "utt2num_frames", "".join(f"{u} {frames[u]}\n" for u in keys))
+        write_atomic(d / "feat_dim", f"{cfg.num_mel_bins}\n")
         cmvn_path = None
         if cmvn:
             import kaldiio
 
             cmvn_path = d / "cmvn.ark"
-            tmp = d / f".cmvn.ark.{tag}"
-            kaldiio.save_mat(str(tmp), stats)
-            os.replace(tmp, cmvn_path)
-        write_text_atomic(d / "feats.scp", (f"{u} {offsets[u]}" for u in keys))
+            with atomic_path(cmvn_path) as tmp:
+                kaldiio.save_mat(str(tmp), stats)
+        write_atomic(d / "feats.scp", "".join(f"{u} {offsets[u]}\n" for u in keys))
         _remove_stale_arks(out, nj)
     finally:
         for tmp in tmps:

@@ -26,12 +26,16 @@ import functools
 import importlib.util
 import os
 import re
+import sys
 import unicodedata
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+from tqdm import tqdm
 
 from legonn.errors import LegonnError
+from legonn.fileio import read_table, write_atomic
 
 # ---------------------------------------------------------------------------------------------
 # numbers
@@ -301,3 +305,38 @@ class Phonemizer:
                 out.append(self.word_boundary)
             out.extend(pron)
         return out
+
+
+@dataclass
+class PhonemizedFile:
+    utterances: int
+    words: int
+    oov_tokens: int  # word tokens the neural model phonemised
+    oov_words: int  # distinct such words
+    empty: list[str]  # utterances left without phonemes
+
+
+def phonemize_file(
+    inp: str | os.PathLike,
+    out: str | os.PathLike,
+    stress: bool = False,
+    word_boundary: Optional[str] = None,
+    oov_lexicon: Optional[str | os.PathLike] = None,
+    progress: bool = True,
+) -> PhonemizedFile:
+    """``legonn phonemize``: a Kaldi text file -> ``utt phones...`` lines in the same order; with
+    ``oov_lexicon``, also the words the neural model phonemised, with their phones."""
+    if os.path.abspath(inp) == os.path.abspath(out):
+        raise LegonnError("--in and --out must be different files")
+    rows = list(read_table(inp, what="text file").items())
+    phonemize = Phonemizer(stress=stress, word_boundary=word_boundary)
+    lines, empty = [], []
+    for utt, text in tqdm(rows, desc="phonemize", unit="utt", disable=not progress or None, file=sys.stderr):
+        phones = phonemize(text)
+        if not phones:
+            empty.append(utt)
+        lines.append(f"{utt} {' '.join(phones)}".rstrip())
+    write_atomic(out, "".join(line + "\n" for line in lines))
+    if oov_lexicon:
+        write_atomic(oov_lexicon, "".join(f"{w} {' '.join(ph)}\n" for w, ph in sorted(phonemize.oov_cache.items())))
+    return PhonemizedFile(len(lines), phonemize.word_tokens, phonemize.oov_tokens, phonemize.oov_words, empty)

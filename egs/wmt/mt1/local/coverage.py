@@ -13,10 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from legonn.bin.vocab import coverage, read_texts
+from legonn.data.vocab import Vocabulary, coverage, read_texts
 from legonn.errors import LegonnError
 from legonn.fileio import write_atomic
-from legonn.data.vocab import Vocabulary
 
 
 def main() -> int:
