@@ -294,6 +294,10 @@ def test_cmd_sh_backends(tmp_path):
 FAKE_LEGONN = r"""#!/usr/bin/env bash
 # Records each call (and whether it runs inside a SLURM job), then does the minimum a stage needs.
 echo "$* | job=${SLURM_JOB_ID:-none} threads=${OMP_NUM_THREADS:-unset}" >> "$FAKE_DIR/legonn.calls"
+if [[ $1 == train ]]; then  # later stages look for the experiment's config.yaml
+    while [[ $# -gt 0 && $1 != --exp_dir ]]; do shift; done
+    mkdir -p "$2" && touch "$2/config.yaml"
+fi
 """
 
 
