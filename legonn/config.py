@@ -39,7 +39,13 @@ DEFAULTS: dict[str, Any] = {
         "max_target_length": None,
         "specaug": None,  # training-set SpecAugment, e.g. {freq_masks: 2, freq_width: 27, time_masks: 2, time_width: 70, time_ratio: 0.2, prob: 1.0} (legonn/data/specaug.py)
     },
-    "batching": {"max_tokens": 4000, "max_sentences": None, "shuffle": True, "seed": 1},
+    "batching": {
+        "max_tokens": 4000,
+        "max_sentences": None,
+        "shuffle": True,
+        "seed": 1,
+        "num_workers": 0,  # data-loading processes (0: the training process reads and pads); NUM_WORKERS_NOTE
+    },
     "optim": {
         "lr": 1.0e-3,
         "betas": [0.9, 0.999],
@@ -47,8 +53,9 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 0.0,
         "clip_norm": 5.0,
         "accum_grad": 1,
-        "label_smoothing": 0.1,
+        "label_smoothing": 0.1,  # the default of criterion.conf.label_smoothing
     },
+    "criterion": {"type": "legonn_joint", "conf": {}},  # training loss (legonn/engine/criteria.py): paper Eq. 9
     "scheduler": {
         "type": "inverse_sqrt",  # inverse_sqrt | tristage | constant
         "warmup_steps": 4000,
@@ -71,6 +78,8 @@ DEFAULTS: dict[str, Any] = {
         "freeze": [],  # module names whose parameters are not updated
         "init_modules": {},  # module name -> artifact folder to start from
         "patience": None,  # stop after this many validations without improvement
+        "precision": "fp32",  # fp32 | bf16 | fp16 (CUDA only): autocast of the forward pass
+        "callbacks": [],  # [{type: name, conf: {...}}] (legonn/engine/callbacks.py)
     },
 }
 

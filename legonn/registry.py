@@ -54,3 +54,5 @@ class Registry:
 MODULES = Registry("module")
 INGESTORS = Registry("ingestor")
 FRONTENDS = Registry("frontend")
+CRITERIA = Registry("criterion")  # training losses (legonn/engine/criteria.py), config section criterion
+CALLBACKS = Registry("callback")  # training-loop hooks (legonn/engine/callbacks.py), config trainer.callbacks

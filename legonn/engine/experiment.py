@@ -78,7 +78,7 @@ def check_module_vocabularies(chain: Chain, name: str, loaded: LoadedModule, fol
 
 
 def build_model(config: dict[str, Any], sizes: dict[str, int], vocabs: Optional[dict[str, Vocabulary]] = None) -> Chain:
-    chain = Chain.from_specs(fill_placeholders(config["model"], sizes), config["optim"]["label_smoothing"])
+    chain = Chain.from_specs(fill_placeholders(config["model"], sizes))
     for name, folder in (config["trainer"].get("init_modules") or {}).items():
         if name not in chain.blocks:
             raise LegonnError(f"trainer.init_modules: no module named '{name}' (modules: {', '.join(chain.names)})")
