@@ -44,7 +44,13 @@ DEFAULTS: dict[str, Any] = {
         "max_sentences": None,
         "shuffle": True,
         "seed": 1,
-        "num_workers": 0,  # data-loading processes (0: the training process reads and pads); NUM_WORKERS_NOTE
+        # Data-loading processes (0: the training process reads and pads). 0 by default: measured on a
+        # 2-core CPU machine, reading + SpecAugment + padding is 0.2-3 % of a training step (tiny MT
+        # fixture 0.3 of 22 ms; synthetic 80-dim ASR, 6000-frame batches, 1.2 of 660 ms), and a
+        # worker adds its start-up per epoch and a process competing for the cores (tiny fixture,
+        # 6 epochs: 1.05 s with 0 workers, 1.56 s with 1). Worth 1-2 where cores are spare and
+        # features are read from slow storage (GPU training).
+        "num_workers": 0,
     },
     "optim": {
         "lr": 1.0e-3,

@@ -10,6 +10,7 @@ interrupted run ends with the same parameters as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import random
@@ -24,7 +25,7 @@ from rapidfuzz.distance import Levenshtein
 from torch import nn
 from tqdm import tqdm
 
-from legonn.config import dump, fill_placeholders
+from legonn.config import DEFAULTS, dump, fill_placeholders
 from legonn.data.batching import Batch, load_batches, make_batches, shard
 from legonn.data.dataset import ChainDataset
 from legonn.engine import distributed
@@ -65,6 +66,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
 EXTENDABLE = {"trainer.max_steps", "trainer.max_epochs", "trainer.patience"}
 
 
+def _with_new_keys(saved: dict, defaults: dict) -> dict:
+    """A config.yaml written before a key existed has that key's default (so it still resumes)."""
+    out = dict(saved)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = copy.deepcopy(value)
+        elif isinstance(value, dict) and value and isinstance(out[key], dict):
+            out[key] = _with_new_keys(out[key], value)
+    return out
+
+
 def _config_diffs(old: dict, new: dict, where: str = "") -> list[str]:
     diffs = []
     for key in sorted(set(old) | set(new)):
@@ -84,7 +96,6 @@ def _describe(path: str, old: dict, new: dict) -> str:
         return config
 
     return f"{path}: {get(old)!r} -> {get(new)!r}"
-
 
 
 def _setup_logging(exp_dir: Path, main: bool) -> None:
@@ -107,28 +118,24 @@ def _check_num_workers(value: Any) -> int:
     return value
 
 
-def _write_if_changed(path: Path, data: str | bytes, same: bool) -> None:
-    """Atomic write, skipped when the file already says the same (a re-run touches nothing)."""
-    if not (path.is_file() and same):
-        write_atomic(path, data)
-
-
 def write_experiment_files(exp_dir: Path, config: dict[str, Any], train_set: ChainDataset) -> None:
-    """resolved.yaml and train_lengths.npz (see RESOLVED, TRAIN_LENGTHS)."""
+    """resolved.yaml and train_lengths.npz (see RESOLVED, TRAIN_LENGTHS); a file that already
+    says the same is not rewritten, so re-running a finished experiment touches nothing."""
     resolved = dump({**config, "model": fill_placeholders(config["model"], stream_sizes(train_set))})
     path = exp_dir / RESOLVED
-    _write_if_changed(path, resolved, path.is_file() and path.read_text(encoding="utf-8") == resolved)
+    if not (path.is_file() and path.read_text(encoding="utf-8") == resolved):
+        write_atomic(path, resolved)
     arrays = {"input": train_set.input_lengths.astype(np.int64), "utts": np.array(train_set.utts)}
     for name, stream in train_set.targets.items():
         arrays[f"target.{name}"] = np.array([stream.lengths[u] for u in train_set.utts], dtype=np.int64)
     path = exp_dir / TRAIN_LENGTHS
-    same = False
     if path.is_file():
         with np.load(path) as old:
-            same = set(old.files) == set(arrays) and all(np.array_equal(old[k], v) for k, v in arrays.items())
+            if set(old.files) == set(arrays) and all(np.array_equal(old[k], v) for k, v in arrays.items()):
+                return
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    _write_if_changed(path, buffer.getvalue(), same)
+    write_atomic(path, buffer.getvalue())
 
 
 class Trainer:
@@ -146,7 +153,7 @@ class Trainer:
         _setup_logging(self.exp_dir, self.info.main)
         saved = self._check_saved_config()
         tconf, oconf, bconf = config["trainer"], config["optim"], config["batching"]
-        self.tconf, self.bconf = tconf, bconf
+        self.tconf, self.oconf, self.bconf = tconf, oconf, bconf
         self.precision = Precision(tconf["precision"], self.device)
         self.num_workers = _check_num_workers(bconf["num_workers"])
         torch.manual_seed(tconf["seed"] + self.info.rank)
@@ -192,7 +199,7 @@ class Trainer:
         """A re-run must have the experiment's config; only the EXTENDABLE budgets may change."""
         saved = self.exp_dir / "config.yaml"
         if saved.is_file():
-            previous = yaml.safe_load(saved.read_text())
+            previous = _with_new_keys(yaml.safe_load(saved.read_text()), DEFAULTS)
             diffs = _config_diffs(previous, self.config)
             fixed = [d for d in diffs if d not in EXTENDABLE]
             if fixed:
@@ -334,7 +341,7 @@ class Trainer:
     def optimizer_step(self) -> float:
         """Clip, update, advance the schedule; returns the gradient norm before clipping."""
         self.precision.unscale(self.optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.trained, self.config["optim"]["clip_norm"])
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.trained, self.oconf["clip_norm"])
         self.precision.step(self.optimizer)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
