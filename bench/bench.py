@@ -29,6 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from legonn.nn.beam_search import beam_search  # noqa: E402
+from legonn.data.batching import Batch  # noqa: E402
+from legonn.engine.criteria import JointLoss  # noqa: E402
 from legonn.nn.chain import Chain  # noqa: E402
 from legonn.fileio import write_atomic  # noqa: E402
 from legonn.data.vocab import PAD  # noqa: E402
@@ -135,10 +137,12 @@ def train(specs: list[dict], x, lengths, targets, cfg, device, timer, peak_gflop
     x, lengths = x.to(device), lengths.to(device)
     targets = {k: (ids.to(device), n.to(device)) for k, (ids, n) in targets.items()}
     opt = torch.optim.AdamW(chain.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-9)
+    criterion = JointLoss(chain)  # paper Eq. 9, label smoothing 0.1
+    batch = Batch([], x, lengths, targets)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = chain(x, lengths, targets)
+        loss = criterion(batch, chain(x, lengths, targets))
         loss.total.backward()
         opt.step()
         return loss
@@ -156,7 +160,7 @@ def train(specs: list[dict], x, lengths, targets, cfg, device, timer, peak_gflop
         "model": specs,
         "parameters": sum(p.numel() for p in chain.parameters()),
         "optimizer": "AdamW(lr=5e-4, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.01)",
-        "label_smoothing": chain.label_smoothing,
+        "label_smoothing": criterion.label_smoothing,
         "warmup_steps": cfg["warmup"],
         "steps": cfg["steps"],
         "step_seconds": summary(seconds),

@@ -44,7 +44,7 @@ class Registry:
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             unknown = sorted(set(kwargs) - set(params))
             if unknown:
-                allowed = sorted(k for k in params if k != "self")
+                allowed = sorted(k for k in params if k != "self" and k not in extra)  # extras are the caller's
                 raise LegonnError(
                     f"{self.kind} '{name}' has no argument(s) {', '.join(unknown)} (allowed: {', '.join(allowed)})"
                 )
@@ -54,3 +54,5 @@ class Registry:
 MODULES = Registry("module")
 INGESTORS = Registry("ingestor")
 FRONTENDS = Registry("frontend")
+CRITERIA = Registry("criterion")  # training losses (legonn/engine/criteria.py), config section criterion
+CALLBACKS = Registry("callback")  # training-loop hooks (legonn/engine/callbacks.py), config trainer.callbacks

@@ -162,6 +162,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def joint_loss(chain, x, lengths, targets, label_smoothing: float = 0.1):
+    """The default criterion (paper Eq. 9, legonn_joint) of one forward pass, as the trainer computes it."""
+    from legonn.data.batching import Batch
+    from legonn.engine.criteria import JointLoss
+
+    return JointLoss(chain, label_smoothing)(Batch([], x, lengths, targets), chain(x, lengths, targets))
+
+
 def state_equal(a: dict, b: dict) -> list[str]:
     """Keys whose tensors differ (or are missing on one side)."""
     import torch

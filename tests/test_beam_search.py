@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from fixtures import joint_loss
 from legonn.nn.beam_search import Hypothesis, beam_search, greedy_search, output_limits
 from legonn.nn.chain import Chain
 from legonn.data.vocab import EOS, PAD, SOS, UNK
@@ -77,7 +78,7 @@ class Trained:
         targets = {"inter": pad(inter), "out": pad(out)}
         opt = torch.optim.Adam(self.chain.parameters(), lr=3e-3)
         for _ in range(40):
-            loss = self.chain(x, xl, targets).total
+            loss = joint_loss(self.chain, x, xl, targets).total
             opt.zero_grad()
             loss.backward()
             opt.step()

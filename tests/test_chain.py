@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fixtures import joint_loss
 from legonn.nn.chain import Chain, decoder_io
 from legonn.errors import LegonnError
 from legonn.nn.loss import IGNORE
@@ -64,7 +65,7 @@ def test_matching_chain_builds_and_runs():
     x = torch.randint(3, 12, (2, 5))
     lengths = torch.tensor([5, 3])
     targets = {"mid": (torch.tensor([[3, 4], [5, 0]]), torch.tensor([2, 1])), "out": (torch.tensor([[3, 4, 5], [6, 0, 0]]), torch.tensor([3, 1]))}
-    loss = chain(x, lengths, targets)
+    loss = joint_loss(chain, x, lengths, targets)
     assert set(loss.terms) == {"enc", "dec"}
     assert loss.terms["dec"].tokens == 4 + 2
     assert torch.isfinite(loss.total)

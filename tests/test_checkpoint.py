@@ -2,6 +2,7 @@
 keep-best-N bookkeeping, ``legonn average`` and safe loading."""
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 
@@ -83,6 +84,25 @@ def test_without_the_rng_state_the_resumed_run_would_differ(corpus, tmp_path, mo
     monkeypatch.setattr(legonn.engine.trainer, "set_rng_state", lambda state: None)
     train(config, tmp_path / "b")
     assert state_equal(_final(tmp_path / "a")["model"], _final(tmp_path / "b")["model"]) != []
+
+
+def test_an_experiment_from_before_the_new_config_keys_resumes(corpus, tmp_path):
+    """config.yaml and checkpoints written before criterion, trainer.precision, trainer.callbacks,
+    batching.num_workers existed: the run resumes (missing keys are their defaults) as before."""
+    config = _resume_config(corpus, tmp_path, 1, 2, 6)
+    train(config, tmp_path / "a")
+    b = tmp_path / "b"
+    train(config, b, stop_at_step=3)
+    old = copy.deepcopy(config)
+    del old["criterion"], old["trainer"]["precision"], old["trainer"]["callbacks"], old["batching"]["num_workers"]
+    (b / "config.yaml").write_text(yaml.safe_dump(old))
+    state = _final(b)
+    for key in ("criterion", "scaler", "callbacks"):
+        del state[key]
+    save_atomic(state, b / "checkpoints" / LAST)
+    train(config, b)
+    assert state_equal(_final(tmp_path / "a")["model"], _final(b)["model"]) == []
+    assert yaml.safe_load((b / "config.yaml").read_text()) == old  # not rewritten
 
 
 # --- keep-best-N bookkeeping --------------------------------------------------------------

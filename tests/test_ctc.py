@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fixtures import joint_loss
 from legonn.nn.chain import Chain
 from legonn.nn.ctc import BLANK, CTCInterface, greedy_decode, min_ctc_length
 
@@ -99,13 +100,13 @@ def test_skipped_counted_in_chain_term_report():
     lengths = torch.tensor([6, 4, 5])
     targets = torch.tensor([[3, 4, 5], [5, 5, 5], [6, 6, 0]])
     tgt_lengths = torch.tensor([3, 3, 2])  # item 1: [5,5,5] needs 5 frames, has 4
-    loss = chain(x, lengths, {"tgt": (targets, tgt_lengths)})
+    loss = joint_loss(chain, x, lengths, {"tgt": (targets, tgt_lengths)})
     term = loss.terms["enc"]
     assert term.skipped == 1
     assert term.tokens == 5
     assert torch.isfinite(loss.total)
     keep = torch.tensor([0, 2])
-    alone = chain(x[keep], lengths[keep], {"tgt": (targets[keep], tgt_lengths[keep])})
+    alone = joint_loss(chain, x[keep], lengths[keep], {"tgt": (targets[keep], tgt_lengths[keep])})
     assert alone.terms["enc"].skipped == 0
     torch.testing.assert_close(loss.total, alone.total, atol=1e-5, rtol=1e-5)
     # Per-token normalisation: total CTC over the 5 kept target tokens.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fixtures import joint_loss
 from legonn.nn.chain import Chain, build_module, decoder_io
 from legonn.nn.interface import ModuleOutput
 from legonn.nn.loss import label_smoothed_ce
@@ -46,7 +47,7 @@ def grads(module: torch.nn.Module) -> dict[str, torch.Tensor | None]:
 def test_wemb_gradients_reach_the_previous_module():
     chain = two_module_chain({"type": "wemb", "vocab_size": V_MID, "rf": 3, "layers": 1})
     x, lengths, targets = batch()
-    loss = chain(x, lengths, targets)
+    loss = joint_loss(chain, x, lengths, targets)
     assert set(loss.terms) == {"dec"}  # loss_weight 0: only the decoder's CE is back-propagated
     loss.total.backward()
     encoder_grads = grads(chain.blocks["enc"])
@@ -74,7 +75,7 @@ def test_wemb_gradient_with_manual_ce():
 def test_beamconv_isolates_the_previous_module(rf):
     chain = two_module_chain({"type": "beamconv", "vocab_size": V_MID, "beam": 4, "embed_dim": 6, "rf": rf, "layers": 1})
     x, lengths, targets = batch()
-    loss = chain(x, lengths, targets)
+    loss = joint_loss(chain, x, lengths, targets)
     assert loss.total.requires_grad
     loss.total.backward()
     for name, g in grads(chain.blocks["enc"]).items():
@@ -91,7 +92,7 @@ def test_beamconv_still_trains_the_encoder_through_its_own_ctc():
     chain = two_module_chain({"type": "beamconv", "vocab_size": V_MID, "beam": 4, "embed_dim": 6, "layers": 1}, 1.0)
     x, lengths, targets = batch()
     targets["mid"] = (torch.tensor([[3, 4, 5], [6, 7, 0]]), torch.tensor([3, 2]))
-    chain(x, lengths, targets).total.backward()
+    joint_loss(chain, x, lengths, targets).total.backward()
     assert chain.blocks["enc"].ctc.proj.weight.grad.abs().sum() > 0
 
 

@@ -79,6 +79,31 @@ def test_experiment_directory_layout(trained):
     assert not list(exp_dir.rglob(".*.tmp")), "no temporary files are left behind"
 
 
+def test_resolved_config_and_training_lengths(trained):
+    """resolved.yaml: config.yaml with the data's sizes filled in; train_lengths.npz: what
+    ``legonn export`` measures over the training set, without re-reading it."""
+    import numpy as np
+
+    from legonn.config import fill_placeholders
+    from legonn.engine.experiment import LENGTHS as TRAIN_LENGTHS
+    from legonn.engine.experiment import RESOLVED, open_dataset, stream_sizes
+    from legonn.modules.export import length_stats
+
+    exp_dir, config = trained
+    train_set = open_dataset(config, "train")
+    resolved_config = yaml.safe_load((exp_dir / RESOLVED).read_text())
+    assert resolved_config == {**config, "model": fill_placeholders(config["model"], stream_sizes(train_set))}
+    assert resolved_config["model"][0]["conf"]["input"]["vocab_size"] == 15
+    assert "vocab:en" not in (exp_dir / RESOLVED).read_text()
+    with np.load(exp_dir / TRAIN_LENGTHS) as lengths:
+        assert sorted(lengths.files) == ["input", "target.en", "utts"]
+        assert lengths["input"].dtype == lengths["target.en"].dtype == np.int64
+        assert lengths["utts"].tolist() == train_set.utts
+        assert np.array_equal(lengths["input"], train_set.input_lengths)
+        en = np.array([train_set.targets["en"].lengths[u] for u in train_set.utts])
+        assert length_stats(lengths["target.en"]) == length_stats(en)
+
+
 def test_keep_best_n(trained):
     exp_dir, config = trained
     keep = config["trainer"]["keep_best"]

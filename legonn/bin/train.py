@@ -16,7 +16,7 @@ def parser() -> argparse.ArgumentParser:
         "Multi-process: torchrun --nproc_per_node N -m legonn train ...",
     )
     p.add_argument("--config", nargs="+", default=[],
-                   help="YAML config(s) (model, data, batching, optim, scheduler, trainer); a later file overrides "
+                   help="YAML config(s) (model, data, batching, optim, criterion, scheduler, trainer); a later file overrides "
                    "an earlier one, e.g. a composed model's finetune.yaml then a recipe's fine-tuning settings")
     p.add_argument("--exp_dir", help="experiment directory; rerunning with the same dir resumes")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")

@@ -1,4 +1,5 @@
-"""Length-bucketed batches of a dataset's utterances, sharded across ranks, and their padding."""
+"""Length-bucketed batches of a dataset's utterances, sharded across ranks, their padding, and
+their loading by a torch DataLoader (worker processes read and pad whole batches)."""
 from __future__ import annotations
 
 import math
@@ -7,8 +8,10 @@ from typing import Iterator, Optional
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from legonn.data.vocab import PAD
+
 
 @dataclass
 class Batch:
@@ -23,6 +26,15 @@ class Batch:
             self.inputs.to(device),
             self.input_lengths.to(device),
             {k: (t.to(device), n.to(device)) for k, (t, n) in self.targets.items()},
+        )
+
+    def pin_memory(self) -> "Batch":
+        """Page-locked copy (the DataLoader calls this with ``pin_memory=True``): faster host-to-GPU copies."""
+        return Batch(
+            self.utt_ids,
+            self.inputs.pin_memory(),
+            self.input_lengths.pin_memory(),
+            {k: (t.pin_memory(), n.pin_memory()) for k, (t, n) in self.targets.items()},
         )
 
 
@@ -84,3 +96,40 @@ def iterate(dataset, batches: list[list[int]], start: int = 0) -> Iterator[Batch
     """The batches of a dataset (anything with collate(indices)), from batch ``start`` on."""
     for indices in batches[start:]:
         yield dataset.collate(indices)
+
+
+def batch_generator(*key: int) -> torch.Generator:
+    """A generator seeded from ``key`` (seed, epoch, rank, batch index): the random numbers of a
+    batch's collation (SpecAugment) then do not depend on which process collates it, nor on
+    whether training was resumed."""
+    seed = np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(seed) & (2**63 - 1))
+
+
+class EpochBatches(Dataset):
+    """Map-style view of one epoch's batches: item ``i`` is batch ``i`` collated by the dataset,
+    with the random numbers of ``batch_generator(*key, i)``."""
+
+    def __init__(self, dataset, batches: list[list[int]], key: tuple[int, ...]):
+        self.dataset, self.batches, self.key = dataset, batches, key
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> Batch:
+        return self.dataset.collate(self.batches[i], batch_generator(*self.key, i))
+
+
+def load_batches(
+    dataset, batches: list[list[int]], start: int = 0, key: tuple[int, ...] = (), num_workers: int = 0, pin_memory: bool = False
+) -> DataLoader:
+    """The batches from ``start`` on, read and collated by ``num_workers`` processes (0: this one),
+    two batches a worker ahead; ``key`` identifies the epoch (see batch_generator)."""
+    return DataLoader(
+        EpochBatches(dataset, batches, key),
+        batch_size=None,  # each item is a whole batch
+        sampler=range(start, len(batches)),
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        generator=torch.Generator(),  # worker seeds are not drawn from the global RNG (dropout's)
+    )

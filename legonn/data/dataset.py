@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
+import torch
 
 from legonn.data.batching import Batch, pad
 from legonn.data.vocab import Vocabulary
@@ -114,7 +115,7 @@ class ChainDataset:
         max_input_length: Optional[int] = None,
         max_target_length: Optional[int] = None,
         require_targets: bool = True,
-        augment: Optional[Callable[[np.ndarray], np.ndarray]] = None,  # specaug: applied in collate (training only)
+        augment: Optional[Callable[[np.ndarray, Optional[torch.Generator]], np.ndarray]] = None,  # specaug: applied in collate (training only)
     ):
         self.dir = Path(data_dir)
         if not self.dir.is_dir():
@@ -155,11 +156,12 @@ class ChainDataset:
     def __len__(self) -> int:
         return len(self.utts)
 
-    def collate(self, indices: list[int]) -> Batch:
+    def collate(self, indices: list[int], generator: Optional[torch.Generator] = None) -> Batch:
+        """The utterances ``indices`` padded into a batch; ``generator`` draws the SpecAugment masks."""
         utts = [self.utts[i] for i in indices]
         arrays = [self.input.load(u) for u in utts]
         if self.augment is not None:  # specaug (training set only; after CMVN)
-            arrays = [self.augment(a) for a in arrays]
+            arrays = [self.augment(a, generator) for a in arrays]
         inputs, input_lengths = pad(arrays)
         targets = {name: pad([s.load(u) for u in utts]) for name, s in self.targets.items()}
         return Batch(utts, inputs, input_lengths, targets)

@@ -6,8 +6,9 @@ p=20% of the utterance's frames; each mask starts uniformly where it fits. Maske
 which is the mean once features are CMVN-normalised (apply this after CMVN).
 
 Random numbers come from a ``torch.Generator`` if one is given, otherwise from torch's global
-RNG, which the trainer seeds and saves in every checkpoint, so a resumed run draws the same
-masks as an uninterrupted one.
+RNG. In training, each batch's generator is seeded from (batching.seed, epoch, rank, batch
+index) (legonn.data.batching.batch_generator), so the masks do not depend on which data-loading
+process collates the batch, and a resumed run draws the same masks as an uninterrupted one.
 
 In a training config::
 

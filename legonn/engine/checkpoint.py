@@ -34,7 +34,12 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
 
 
 def higher_is_better(metric: str) -> bool:
+    """The one place that knows a metric's direction (keep-best ranking, averaging, early stopping)."""
     return "acc" in metric or "bleu" in metric
+
+
+def is_better(metric: str, value: float, than: float) -> bool:
+    return value > than if higher_is_better(metric) else value < than
 
 
 class CheckpointKeeper:

@@ -108,7 +108,7 @@ def resolve_sizes(config: dict[str, Any], sizes: dict[str, int]) -> dict[str, An
 def build_model(config: dict[str, Any], sizes: dict[str, int], vocabs: Optional[dict[str, Vocabulary]] = None) -> Chain:
     """The chain of ``config`` sized by ``sizes``, its modules started from ``trainer.init_modules``
     and frozen as ``trainer.freeze`` says; ``vocabs`` (the data's) are checked against the modules'."""
-    chain = Chain.from_specs(fill_placeholders(config["model"], sizes), config["optim"]["label_smoothing"])
+    chain = Chain.from_specs(fill_placeholders(config["model"], sizes))
     for name, folder in (config["trainer"].get("init_modules") or {}).items():
         if name not in chain.blocks:
             raise LegonnError(f"trainer.init_modules: no module named '{name}' (modules: {', '.join(chain.names)})")
@@ -137,10 +137,15 @@ def build_experiment(config: dict[str, Any]) -> Experiment:
 
 
 def record_experiment(exp: Experiment, exp_dir: str | Path) -> None:
-    """Write ``resolved.yaml`` and ``train_lengths.npz`` into ``exp_dir`` (see the module's doc)."""
+    """Write ``resolved.yaml`` and ``train_lengths.npz`` into ``exp_dir`` (see the module's doc); a
+    file that already says the same is left alone, so re-running a finished experiment touches nothing."""
     exp_dir = Path(exp_dir)
-    write_atomic(exp_dir / RESOLVED, dump(exp.resolved))
-    TrainLengths.of(exp.train_set).save(exp_dir / LENGTHS)
+    resolved = dump(exp.resolved)
+    if not ((exp_dir / RESOLVED).is_file() and (exp_dir / RESOLVED).read_text(encoding="utf-8") == resolved):
+        write_atomic(exp_dir / RESOLVED, resolved)
+    lengths = TrainLengths.of(exp.train_set)
+    if not ((exp_dir / LENGTHS).is_file() and TrainLengths.load(exp_dir / LENGTHS).same_as(lengths)):
+        lengths.save(exp_dir / LENGTHS)
 
 
 def read_config(exp_dir: Path) -> dict[str, Any]:
@@ -162,7 +167,7 @@ def load_trained(exp_dir: str | Path, checkpoint: Optional[str | Path] = None) -
         resolved = yaml.safe_load((exp_dir / RESOLVED).read_text(encoding="utf-8"))
     else:
         resolved = resolve_sizes(config, stream_sizes(open_dataset(config, "valid")))
-    model = Chain.from_specs(resolved["model"], resolved["optim"]["label_smoothing"])
+    model = Chain.from_specs(resolved["model"])
     if checkpoint is None:
         best = CheckpointKeeper(exp_dir / "checkpoints", 1, config["trainer"]["best_metric"]).best()
         checkpoint = exp_dir / "checkpoints" / (best["file"] if best else LAST)

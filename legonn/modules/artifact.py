@@ -186,7 +186,7 @@ def check_interface(producer: LoadedModule, consumer: LoadedModule) -> None:
         raise LegonnError(f"{pair}: hidden width {out.get('dim')} vs {inp.get('dim')}")
 
 
-def assemble(directories: list[str | os.PathLike], label_smoothing: float = 0.1) -> tuple[Chain, list[LoadedModule]]:
+def assemble(directories: list[str | os.PathLike]) -> tuple[Chain, list[LoadedModule]]:
     """Load module folders and chain them in order, checking every interface.
 
     A composed folder (``legonn compose``) stands for its parts, in order."""
@@ -198,4 +198,4 @@ def assemble(directories: list[str | os.PathLike], label_smoothing: float = 0.1)
     for i, s in enumerate(specs):  # the same module may appear twice (or two teams picked one name)
         if names.count(s.name) > 1:
             s.name = f"{s.name}_{i}"
-    return Chain(specs, [m.module for m in loaded], label_smoothing), loaded
+    return Chain(specs, [m.module for m in loaded]), loaded

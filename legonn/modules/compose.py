@@ -65,11 +65,11 @@ FINETUNE = "finetune.yaml"
 DEFAULT_MAX_LENGTH_GAP = 0.5
 
 
-def load_composed(directory: str | os.PathLike, label_smoothing: float = 0.1):
+def load_composed(directory: str | os.PathLike):
     """(Chain, loaded modules) of a composed folder: the same as ``assemble`` of its parts."""
     if not is_composed(directory):
         raise LegonnError(f"{directory}: not a composed legonn model (no {INDEX})")
-    return assemble([directory], label_smoothing)
+    return assemble([directory])
 
 
 # --- checking ------------------------------------------------------------------------------

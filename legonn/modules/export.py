@@ -41,6 +41,11 @@ class TrainLengths:
             {name: np.array([s.lengths[u] for u in dataset.utts], dtype=np.int64) for name, s in dataset.targets.items()},
         )
 
+    def same_as(self, other: "TrainLengths") -> bool:
+        return (np.array_equal(self.utts, other.utts) and np.array_equal(self.input, other.input)
+                and self.targets.keys() == other.targets.keys()
+                and all(np.array_equal(a, other.targets[k]) for k, a in self.targets.items()))
+
     def save(self, path: str | os.PathLike) -> None:
         """An ``.npz`` of ``input``, ``target.<stream>`` and ``utts``."""
         arrays = {"utts": self.utts, "input": self.input, **{f"target.{n}": a for n, a in self.targets.items()}}

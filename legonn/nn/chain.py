@@ -1,14 +1,14 @@
-"""A LegoNN system: M modules in a row, trained with the joint loss of paper Eq. 9.
-
-    F = CE(decoder) + sum_{i < M} CTC(module i against its own target sequence)
+"""A LegoNN system: M modules in a row, encoder modules then (usually) one decoder.
 
 Each module names the target stream its loss learns (``target``), e.g. phonemes for a phoneme
-recogniser, English BPE for a translation encoder, and its weight in the sum (``loss_weight``).
-Each term is normalised per target token before weighting.
+recogniser, English BPE for a translation encoder, and its weight in the loss (``loss_weight``).
+The chain computes no loss: its forward pass returns what a training criterion needs
+(legonn/engine/criteria.py; the default is the joint loss of paper Eq. 9), so another criterion,
+e.g. distillation, needs no change here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -19,9 +19,8 @@ import legonn.nn.decoder  # noqa: F401
 import legonn.nn.encoder  # noqa: F401
 from legonn.data.vocab import EOS, PAD, SOS
 from legonn.errors import LegonnError
-from legonn.nn.ctc import CTCInterface
 from legonn.nn.interface import ModuleOutput
-from legonn.nn.loss import IGNORE, label_smoothed_ce
+from legonn.nn.loss import IGNORE
 from legonn.registry import MODULES
 
 SPEC_KEYS = {"name", "type", "conf", "target", "loss_weight"}
@@ -61,18 +60,12 @@ def build_module(type_name: str, conf: dict[str, Any]) -> nn.Module:
 
 
 @dataclass
-class TermReport:
-    loss: torch.Tensor  # per-token loss of this module
-    tokens: int
-    correct: Optional[int] = None  # decoder only
-    skipped: int = 0  # CTC only: utterances whose target does not fit
+class ChainOutput:
+    """One teacher-forced forward pass: every module's output, for a criterion to score."""
 
-
-@dataclass
-class ChainLoss:
-    total: torch.Tensor
-    terms: dict[str, TermReport] = field(default_factory=dict)
-    outputs: list[ModuleOutput] = field(default_factory=list)  # of the encoder modules
+    outputs: list[ModuleOutput]  # one per module in chain order; the decoder's: its final states, no log_probs
+    logits: Optional[torch.Tensor] = None  # decoder (B, U+1, V) over <sos> y
+    gold: Optional[torch.Tensor] = None  # decoder (B, U+1): y <eos>, IGNORE at padding
 
 
 def decoder_io(targets: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +85,7 @@ def decoder_io(targets: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tens
 class Chain(nn.Module):
     """Encoder modules then one decoder; or encoder modules only (a CTC-only system)."""
 
-    def __init__(self, specs: list[ModuleSpec], modules: list[nn.Module], label_smoothing: float = 0.1):
+    def __init__(self, specs: list[ModuleSpec], modules: list[nn.Module]):
         super().__init__()
         if not specs:
             raise LegonnError("model: a chain needs at least one module")
@@ -101,15 +94,14 @@ class Chain(nn.Module):
             raise LegonnError(f"model: module names must be unique, got {names}")
         self.specs = specs
         self.blocks = nn.ModuleDict(zip(names, modules))
-        self.label_smoothing = label_smoothing
         check_links([(s.name, m) for s, m in zip(specs, modules)])
 
     @classmethod
-    def from_specs(cls, raw_specs: list[dict[str, Any]], label_smoothing: float = 0.1) -> "Chain":
+    def from_specs(cls, raw_specs: list[dict[str, Any]]) -> "Chain":
         if not isinstance(raw_specs, list):
             raise LegonnError("model: expected a list of modules")
         specs = [ModuleSpec.parse(r, f"model[{i}]") for i, r in enumerate(raw_specs)]
-        return cls(specs, [build_module(s.type, s.conf) for s in specs], label_smoothing)
+        return cls(specs, [build_module(s.type, s.conf) for s in specs])
 
     @property
     def names(self) -> list[str]:
@@ -141,34 +133,23 @@ class Chain(nn.Module):
 
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, targets: dict[str, tuple[torch.Tensor, torch.Tensor]]
-    ) -> ChainLoss:
+    ) -> ChainOutput:
+        """Encode ``x``; the decoder, if any, reads its target stream teacher-forced."""
         outputs = self.encode(x, lengths)
-        terms: dict[str, TermReport] = {}
-        total = x.new_zeros((), dtype=torch.float32)
-        for spec, out in zip(self.specs, outputs):
-            if spec.target is None or spec.loss_weight == 0 or out.log_probs is None:
-                continue
-            tgt, tgt_len = self._target(targets, spec)
-            ctc = CTCInterface.loss(out.log_probs, out.lengths, tgt, tgt_len)
-            term = ctc.total / max(ctc.tokens, 1)
-            terms[spec.name] = TermReport(term, ctc.tokens, skipped=ctc.skipped)
-            total = total + spec.loss_weight * term
         decoder = self.decoder
-        if decoder is not None:
-            spec = self.specs[-1]
-            tgt, tgt_len = self._target(targets, spec)
-            prev, gold = decoder_io(tgt, tgt_len)
-            ce = label_smoothed_ce(decoder(outputs[-1], prev), gold, self.label_smoothing)
-            term = ce.total / max(ce.tokens, 1)
-            terms[spec.name] = TermReport(term, ce.tokens, correct=ce.correct)
-            total = total + spec.loss_weight * term
-        return ChainLoss(total, terms, outputs)
+        if decoder is None:
+            return ChainOutput(outputs)
+        tgt, tgt_len = target_of(targets, self.specs[-1])
+        prev, gold = decoder_io(tgt, tgt_len)
+        hidden = decoder.states(outputs[-1], prev)
+        return ChainOutput(outputs + [ModuleOutput(hidden, tgt_len + 1)], decoder.out_proj(hidden), gold)
 
-    @staticmethod
-    def _target(targets: dict, spec: ModuleSpec) -> tuple[torch.Tensor, torch.Tensor]:
-        if spec.target not in targets:
-            raise LegonnError(f"module '{spec.name}' learns target '{spec.target}' but the data has only {sorted(targets)}")
-        return targets[spec.target]
+
+def target_of(targets: dict[str, tuple[torch.Tensor, torch.Tensor]], spec: ModuleSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (padded ids, lengths) of the stream ``spec`` learns; a missing stream is a config error."""
+    if spec.target not in targets:
+        raise LegonnError(f"module '{spec.name}' learns target '{spec.target}' but the data has only {sorted(targets)}")
+    return targets[spec.target]
 
 
 def check_links(named: list[tuple[str, nn.Module]]) -> None:

@@ -72,8 +72,12 @@ class LegoDecoder(nn.Module):
 
     def forward(self, previous: ModuleOutput, prev_tokens: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: prev_tokens (B, U) start with <sos>; returns logits (B, U, V)."""
+        return self.out_proj(self.states(previous, prev_tokens))
+
+    def states(self, previous: ModuleOutput, prev_tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing, the final states (B, U, D) before the output layer (for distillation)."""
         memory, memory_padding = self.ingest(previous)
-        return self.decode(prev_tokens, memory, memory_padding)
+        return self.decoder(self._embed(prev_tokens), None, memory, memory_padding)
 
     def decode(self, prev_tokens: torch.Tensor, memory: torch.Tensor, memory_padding: torch.Tensor) -> torch.Tensor:
         # Causal attention alone keeps real positions from seeing right padding.
