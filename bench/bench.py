@@ -31,6 +31,8 @@ sys.path.insert(0, str(REPO))
 from legonn.nn.beam_search import beam_search  # noqa: E402
 from legonn.data.batching import Batch  # noqa: E402
 from legonn.engine.criteria import JointLoss  # noqa: E402
+from legonn.engine.precision import DTYPES, Precision  # noqa: E402
+from legonn.errors import LegonnError  # noqa: E402
 from legonn.nn.chain import Chain  # noqa: E402
 from legonn.fileio import write_atomic  # noqa: E402
 from legonn.data.vocab import PAD  # noqa: E402
@@ -123,12 +125,14 @@ def summary(seconds: list[float]) -> dict:
 
 
 def matmul_peak(cfg: dict, device: torch.device, timer: Timer) -> dict:
+    """The matmul peak in the precision the training workloads use (bf16/fp16 under autocast)."""
     n = cfg["matmul_n"]
     g = torch.Generator().manual_seed(SEED)
-    a, b = (torch.randn(n, n, generator=g).to(device) for _ in range(2))
+    dtype = DTYPES[cfg["precision"]] or torch.float32
+    a, b = (torch.randn(n, n, generator=g).to(device, dtype) for _ in range(2))
     timer(lambda: a @ b)  # warm-up
     best = min(timer(lambda: a @ b)[0] for _ in range(cfg["matmul_reps"]))
-    return {"n": n, "dtype": "float32", "reps": cfg["matmul_reps"], "best_seconds": best, "gflops": 2 * n**3 / best / 1e9}
+    return {"n": n, "dtype": str(dtype).removeprefix("torch."), "reps": cfg["matmul_reps"], "best_seconds": best, "gflops": 2 * n**3 / best / 1e9}
 
 
 def train(specs: list[dict], x, lengths, targets, cfg, device, timer, peak_gflops: float) -> dict:
@@ -139,12 +143,15 @@ def train(specs: list[dict], x, lengths, targets, cfg, device, timer, peak_gflop
     opt = torch.optim.AdamW(chain.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-9)
     criterion = JointLoss(chain)  # paper Eq. 9, label smoothing 0.1
     batch = Batch([], x, lengths, targets)
+    precision = Precision(cfg["precision"], device)
 
-    def step():
+    def step():  # as Trainer.train_step: autocast around the model, the criterion outside it
         opt.zero_grad(set_to_none=True)
-        loss = criterion(batch, chain(x, lengths, targets))
-        loss.total.backward()
-        opt.step()
+        with precision.autocast():
+            out = chain(x, lengths, targets)
+        loss = criterion(batch, out)
+        precision.backward(loss.total)
+        precision.step(opt)
         return loss
 
     with FlopCounterMode(display=False, custom_mapping=ATTENTION_FLOPS) as counter:
@@ -161,6 +168,7 @@ def train(specs: list[dict], x, lengths, targets, cfg, device, timer, peak_gflop
         "parameters": sum(p.numel() for p in chain.parameters()),
         "optimizer": "AdamW(lr=5e-4, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.01)",
         "label_smoothing": criterion.label_smoothing,
+        "precision": cfg["precision"],
         "warmup_steps": cfg["warmup"],
         "steps": cfg["steps"],
         "step_seconds": summary(seconds),
@@ -289,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's choice)")
     ap.add_argument("--only", help=f"comma-separated subset of: {', '.join(WORKLOADS)}")
     ap.add_argument("--out", type=Path, help="also write the JSON report here (atomically)")
+    ap.add_argument("--precision", default="fp32", choices=tuple(DTYPES),
+                    help="training workloads under autocast (as trainer.precision); matmul_peak in that dtype")
     ap.add_argument("--quick", action="store_true", help="tiny batches, few steps: a smoke test, not a measurement")
     args = ap.parse_args(argv)
 
@@ -302,13 +312,17 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--device cuda: CUDA is not available")
     if args.threads:
         torch.set_num_threads(args.threads)
-    if any(n.endswith("_train") and "matmul_peak" not in names for n in names):
+    if any("_train" in n for n in names) and "matmul_peak" not in names:
         names.insert(0, "matmul_peak")  # MFU needs the peak
     logging.getLogger("legonn.nn.ctc").setLevel(logging.ERROR)  # skipped-utterance warnings: counted in the report
 
-    cfg, device = (QUICK if args.quick else FULL), torch.device(args.device)
+    cfg, device = dict(QUICK if args.quick else FULL, precision=args.precision), torch.device(args.device)
+    try:
+        Precision(args.precision, device)  # fp16 on CPU: refused before any work
+    except LegonnError as exc:
+        ap.error(str(exc))
     timer = Timer(device)
-    report = {"system": system_info(device), "quick": args.quick, "workloads": {}}
+    report = {"system": system_info(device), "quick": args.quick, "precision": args.precision, "workloads": {}}
     results = report["workloads"]
     for name in (n for n in WORKLOADS if n in names):
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
