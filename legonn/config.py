@@ -13,6 +13,10 @@ name (nested mappings merge, other values replace), so a variant states only wha
     model:
       encoder: {conf: {olc: {queries: upsampled}}}
     trainer: {max_steps: 1200}
+
+An experiment directory keeps the config it was started with (config.yaml); :func:`config_changes`
+lists what another config changes, key by key, and only the EXTENDABLE budgets may change when
+the experiment is continued.
 """
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ import copy
 import difflib
 import os
 import re
+import reprlib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -230,3 +235,77 @@ def fill_placeholders(model: list[dict[str, Any]], sizes: dict[str, int]) -> lis
         return value
 
     return fill(copy.deepcopy(model))
+
+
+# Budgets that may change when an experiment is continued ("train 2000 more steps"); any other
+# difference means another experiment, which must get its own exp_dir.
+EXTENDABLE = frozenset({"trainer.max_steps", "trainer.max_epochs", "trainer.patience"})
+
+_ABSENT = object()  # a key one side of a comparison does not have
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 40, 40, 4, 3, 2
+
+
+class Change(NamedTuple):
+    """One changed key: its dotted path (modules by name: model.encoder.conf.d_model), old and new values."""
+
+    path: str
+    old: Any
+    new: Any
+
+    @property
+    def extendable(self) -> bool:
+        return self.path in EXTENDABLE
+
+    def __str__(self) -> str:
+        return f"{self.path}: {_short(self.old)} -> {_short(self.new)}"
+
+
+def _short(value: Any) -> str:
+    return "(absent)" if value is _ABSENT else _REPR.repr(value)
+
+
+def with_new_keys(saved: dict, defaults: dict = DEFAULTS) -> dict:
+    """A config.yaml written before a key existed has that key's default (so it still resumes)."""
+    out = dict(saved)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = copy.deepcopy(value)
+        elif isinstance(value, dict) and value and isinstance(out[key], dict):
+            out[key] = with_new_keys(out[key], value)
+    return out
+
+
+def _is_module_list(value: Any) -> bool:
+    names = [m.get("name") for m in value if isinstance(m, dict)] if isinstance(value, list) else []
+    return bool(names) and len(names) == len(value) and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
+
+
+def _diff(old: Any, new: Any, path: str, out: list[Change]) -> None:
+    if _is_module_list(old) and _is_module_list(new):  # modules are compared by name
+        old_names, new_names = [m["name"] for m in old], [m["name"] for m in new]
+        if old_names != new_names:
+            out.append(Change(path, old_names, new_names))
+        by_name = {m["name"]: m for m in new}
+        for module in old:
+            if module["name"] in by_name:
+                _diff(module, by_name[module["name"]], f"{path}.{module['name']}", out)
+    elif isinstance(old, dict) and isinstance(new, dict):
+        for key in list(old) + [k for k in new if k not in old]:
+            _diff(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{path}.{key}" if path else str(key), out)
+    elif old != new:
+        out.append(Change(path, old, new))
+
+
+def config_changes(saved: dict, config: dict) -> list[Change]:
+    """What ``config`` changes in an experiment's ``saved`` config.yaml, key by key (keys added to
+    DEFAULTS since it was written count as their defaults)."""
+    out: list[Change] = []
+    _diff(with_new_keys(saved), config, "", out)
+    return out
+
+
+def describe_changes(changes: list[Change], limit: int = 3) -> str:
+    """The first ``limit`` changes on one line, and how many more there are."""
+    text = "; ".join(str(c) for c in changes[:limit])
+    return text + (f"; and {len(changes) - limit} more" if len(changes) > limit else "")

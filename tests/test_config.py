@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from fixtures import base_config, corpus, run_legonn, write_config  # noqa: F401  (corpus is a fixture)
-from legonn.config import DEFAULTS, fill_placeholders, parse_overrides, resolve
+from legonn.config import DEFAULTS, config_changes, describe_changes, dump, fill_placeholders, parse_overrides, resolve
 from legonn.errors import LegonnError
 
 
@@ -234,6 +234,34 @@ def test_fill_placeholders_unknown_stream():
     assert ok == [{"conf": {"a": 5, "b": [5, "text"]}}]
 
 
+# --- what another config changes in an experiment's config.yaml ------------------------
+
+
+def test_config_changes_name_keys_and_modules_and_keep_values_short(conf_file):
+    saved = resolve(conf_file)
+    new = resolve(conf_file, ["--optim.lr", "0.01", "--model.decoder.conf.layers", "3", "--trainer.max_steps", "9",
+                              "--data.input.vocab", "x" * 200])
+    changes = config_changes(saved, new)
+    assert [c.path for c in changes] == ["model.decoder.conf.layers", "data.input.vocab", "optim.lr", "trainer.max_steps"]
+    assert [c.extendable for c in changes] == [False, False, False, True]
+    assert str(changes[0]) == "model.decoder.conf.layers: 2 -> 3"
+    assert len(str(changes[1])) < 120  # values are shortened
+    assert describe_changes(changes, limit=2) == f"{changes[0]}; {changes[1]}; and 2 more"
+    # a module renamed or added: the module list; a key one side lacks is "(absent)"
+    renamed = copy.deepcopy(new)
+    renamed["model"][1]["name"] = "dec"
+    renamed["model"][0]["conf"]["extra"] = 1
+    assert [str(c) for c in config_changes(saved, renamed)][:2] == [
+        "model: ['encoder', 'decoder'] -> ['encoder', 'dec']", "model.encoder.conf.extra: (absent) -> 1"]
+
+
+def test_config_changes_of_a_config_yaml_older_than_a_key(conf_file):
+    """A key added to DEFAULTS since config.yaml was written counts as its default, not a change."""
+    saved = resolve(conf_file)
+    del saved["trainer"]["precision"]
+    assert config_changes(saved, resolve(conf_file)) == []
+
+
 # --- legonn train (subprocess) ------------------------------------------------------
 
 
@@ -264,3 +292,22 @@ def test_typo_on_train_command_line_is_one_line_and_exit_1(conf_file, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "command line: unknown config key 'optim.lrr'; did you mean 'lr'?" in lines[0]
+
+
+def test_check_config_prints_the_changed_keys_and_says_whether_training_continues(conf_file, tmp_path):
+    exp_dir = tmp_path / "exp"
+    exp_dir.mkdir()
+    (exp_dir / "config.yaml").write_text(dump(resolve(conf_file)))
+
+    def check(*overrides):
+        return run_legonn("train", "--config", conf_file, "--exp_dir", exp_dir, "--check_config", *overrides, timeout=120)
+
+    same = check()
+    assert same.returncode == 0 and same.stdout == "" and same.stderr == ""
+    budget = check("--trainer.max_steps", "9")
+    assert budget.returncode == 0 and budget.stdout.splitlines() == ["trainer.max_steps: None -> 9"]
+    changed = check("--trainer.max_steps", "9", "--optim.lr", "0.01")
+    assert changed.returncode == 3, changed.stderr
+    assert changed.stdout.splitlines() == ["optim.lr: 0.003 -> 0.01", "trainer.max_steps: None -> 9"]
+    fresh = run_legonn("train", "--config", conf_file, "--exp_dir", tmp_path / "new", "--check_config", timeout=120)
+    assert fresh.returncode == 0 and fresh.stdout == ""  # no config.yaml: a new experiment

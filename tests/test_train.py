@@ -143,10 +143,12 @@ def test_rerun_with_another_config_is_refused(trained):
     before = snapshot(exp_dir)
     other = copy.deepcopy(config)
     other["optim"]["lr"] = 0.01
+    other["model"][0]["conf"]["d_model"] = 16
     with pytest.raises(LegonnError) as err:
         train(other, exp_dir)
     msg = str(err.value)
-    assert "another config" in msg and "optim.lr" in msg and str(exp_dir / "config.yaml") in msg
+    assert "another config (model.encoder.conf.d_model: 32 -> 16; optim.lr: 0.003 -> 0.01)" in msg
+    assert str(exp_dir / "config.yaml") in msg and len(msg) < 400  # the changed keys, not the configs
     assert snapshot(exp_dir) == before
 
 

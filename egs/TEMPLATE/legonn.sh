@@ -25,7 +25,8 @@
 # score of a swapped/plugged model as a percentage of the unswapped reference (paper Fig. 4).
 #
 # Options (any recipe variable can be set the same way): --stage N --stop_stage M
-# --force true (redo finished stages) --device cpu|cuda --ngpu N (torchrun processes)
+# --force true (redo finished stages; stage 4 moves exp/<name> aside and trains afresh)
+# --device cpu|cuda --ngpu N (torchrun processes)
 # --cmd_backend local|slurm (egs/TEMPLATE/cmd.sh: where training, decoding and feature jobs run)
 # Finished stages leave exp/.done/<stage>[.<item>] markers; each stage logs to exp/logs/.
 
@@ -107,6 +108,39 @@ run_stage() {
 
 in_stage() { [[ $1 -ge $stage && $1 -le $stop_stage ]]; }
 
+# check_trained NAME CONFS: an experiment trained before continues only with the config it was
+# started with (exp/NAME/config.yaml). A changed budget (trainer.max_steps, max_epochs, patience)
+# continues its training; any other change stops here, naming the changed keys. Stopping, not
+# retraining, because a retraining costs hours and moves the old experiment's results aside:
+# the user decides, by moving exp/NAME aside or with --force true.
+check_trained() {
+    local name=$1 confs=$2 changes rc=0
+    # shellcheck disable=SC2086
+    changes=$(legonn train --config ${confs//,/ } --exp_dir "exp/$name" --check_config $train_opts) || rc=$?
+    if [[ $rc == 0 && -n $changes ]]; then
+        log "stage 4 (train $name): continuing with a new budget: ${changes//$'\n'/; }"
+        rm -f "exp/.done/stage4_train.$name"
+    elif [[ $rc == 3 ]]; then
+        log "stage 4 (train $name): its config changed since exp/$name was trained:"
+        sed 's/^/    /' <<<"$changes" >&2
+        log "stage 4 (train $name): to retrain it, mv exp/$name exp/$name.old and rerun $0 --stage 4" \
+            "(--force true moves every trained experiment aside and retrains all), or undo the change"
+        exit 1
+    elif [[ $rc != 0 ]]; then
+        log "stage 4 (train $name): checking its config against exp/$name/config.yaml failed (above)"
+        exit 1
+    fi
+}
+
+# move_aside DIR: --force true trains afresh; the old experiment stays as DIR.old-<time>.
+move_aside() {
+    local old
+    old=$1.old-$(date +%Y%m%d-%H%M%S)
+    while [[ -e $old ]]; do old+=_; done  # a second --force within the same second
+    mv "$1" "$old"
+    log "stage 4 (train ${1#exp/}): --force true: moved $1 aside to $old; training afresh"
+}
+
 # job PREFIX LOG CMD...: the local backend runs CMD here, its progress on the console (and in
 # the stage log); another backend gets "$PREFIX [resources] LOG CMD" and its job log is LOG.
 job() {
@@ -161,6 +195,11 @@ for spec in $experiments; do
     fi
     name=${spec%%:*}; confs=${spec#*:}
     if in_stage 4; then
+        if [[ $force == true && -e exp/$name ]]; then
+            move_aside "exp/$name"
+        elif [[ -f exp/$name/config.yaml ]]; then
+            check_trained "$name" "$confs"
+        fi
         launcher=(legonn)
         if [[ $ngpu -gt 1 ]]; then
             launcher=(python -m torch.distributed.run --standalone --nproc_per_node "$ngpu" -m legonn)

@@ -4,8 +4,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
-from legonn.config import dump, resolve
+from legonn.config import config_changes, dump, load_yaml, resolve
+
+# --check_config's exit status when the config changes more than the EXTENDABLE budgets.
+CHANGED = 3
 
 
 def parser() -> argparse.ArgumentParser:
@@ -21,7 +25,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--exp_dir", help="experiment directory; rerunning with the same dir resumes")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--print_config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--check_config", action="store_true",
+                   help="print what the config changes in --exp_dir's config.yaml ('key: old -> new' lines) and exit: "
+                   "0 if nothing or only budgets (trainer.max_steps, max_epochs, patience: training continues), "
+                   f"{CHANGED} if training would be refused")
     return p
+
+
+def check_config(config: dict, exp_dir: Path) -> int:
+    saved = exp_dir / "config.yaml"
+    if not saved.is_file():
+        return 0
+    changes = config_changes(load_yaml(saved), config)
+    for change in changes:
+        print(change)
+    return CHANGED if any(not c.extendable for c in changes) else 0
 
 
 def main(argv: list[str]) -> int:
@@ -32,6 +50,8 @@ def main(argv: list[str]) -> int:
         return 0
     if not args.exp_dir:
         parser().error("--exp_dir is required (name the experiment explicitly)")
+    if args.check_config:
+        return check_config(config, Path(args.exp_dir))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     from legonn.engine.trainer import train
 

@@ -10,7 +10,6 @@ interrupted run ends with the same parameters as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import random
 import time
@@ -23,7 +22,7 @@ from rapidfuzz.distance import Levenshtein
 from torch import nn
 from tqdm import tqdm
 
-from legonn.config import DEFAULTS, dump
+from legonn.config import config_changes, describe_changes, dump
 from legonn.data.batching import Batch, load_batches, make_batches, shard
 from legonn.data.dataset import ChainDataset
 from legonn.engine import distributed
@@ -55,43 +54,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# Budgets that may change when an experiment is continued ("train 2000 more steps"); any other
-# difference means another experiment, which must get its own exp_dir.
-EXTENDABLE = {"trainer.max_steps", "trainer.max_epochs", "trainer.patience"}
-
-
-def _with_new_keys(saved: dict, defaults: dict) -> dict:
-    """A config.yaml written before a key existed has that key's default (so it still resumes)."""
-    out = dict(saved)
-    for key, value in defaults.items():
-        if key not in out:
-            out[key] = copy.deepcopy(value)
-        elif isinstance(value, dict) and value and isinstance(out[key], dict):
-            out[key] = _with_new_keys(out[key], value)
-    return out
-
-
-def _config_diffs(old: dict, new: dict, where: str = "") -> list[str]:
-    diffs = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        path = f"{where}.{key}" if where else key
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += _config_diffs(a, b, path)
-        elif a != b:
-            diffs.append(path)
-    return diffs
-
-
-def _describe(path: str, old: dict, new: dict) -> str:
-    def get(config: dict) -> Any:
-        for part in path.split("."):
-            config = config.get(part) if isinstance(config, dict) else None
-        return config
-
-    return f"{path}: {get(old)!r} -> {get(new)!r}"
 
 
 def _setup_logging(exp_dir: Path, main: bool) -> None:
@@ -175,16 +137,15 @@ class Trainer:
         """A re-run must have the experiment's config; only the EXTENDABLE budgets may change."""
         saved = self.exp_dir / "config.yaml"
         if saved.is_file():
-            previous = _with_new_keys(yaml.safe_load(saved.read_text()), DEFAULTS)
-            diffs = _config_diffs(previous, self.config)
-            fixed = [d for d in diffs if d not in EXTENDABLE]
+            changes = config_changes(yaml.safe_load(saved.read_text()), self.config)
+            fixed = [c for c in changes if not c.extendable]
             if fixed:
                 raise LegonnError(
-                    f"{saved}: this experiment was started with another config ({_describe(fixed[0], previous, self.config)}); "
+                    f"{saved}: this experiment was started with another config ({describe_changes(fixed)}); "
                     "use a new --exp_dir (only trainer.max_steps, max_epochs and patience may change on resume)"
                 )
-            if diffs and self.info.main:
-                log.info("continuing with a new budget: %s", "; ".join(_describe(d, previous, self.config) for d in diffs))
+            if changes and self.info.main:
+                log.info("continuing with a new budget: %s", describe_changes(changes))
                 write_atomic(saved, dump(self.config))
         return saved
 
