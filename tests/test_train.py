@@ -4,6 +4,7 @@ multi-process training, freezing and initialising modules, learning-rate schedul
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import logging
 import math
@@ -222,6 +223,12 @@ def test_ctc_skips_are_counted_and_logged_once_per_validation(tmp_path, caplog):
     assert len(validations) == 2 and all(m.endswith("; CTC skipped 4 of 10 utterance(s) (module encoder)")
                                          for m in validations), validations
     assert (tmp_path / "exp" / "train.log").read_text().count("CTC skipped 10 of 40") == 2
+    # utils/plot_curves.py reads the metrics of those summary lines, not the counts after them
+    spec = importlib.util.spec_from_file_location("plot_curves", ROOT / "utils" / "plot_curves.py")
+    plot_curves = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot_curves)
+    curves = plot_curves.read_curve(tmp_path / "exp" / "train.log")
+    assert {"loss", "acc", "encoder/loss"} <= set(curves) and all(len(c) == 2 for c in curves.values()), curves
 
 
 # --- several processes ---------------------------------------------------------------
