@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import logging
 import math
 import os
 import platform
@@ -314,7 +313,6 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if any("_train" in n for n in names) and "matmul_peak" not in names:
         names.insert(0, "matmul_peak")  # MFU needs the peak
-    logging.getLogger("legonn.nn.ctc").setLevel(logging.ERROR)  # skipped-utterance warnings: counted in the report
 
     cfg, device = dict(QUICK if args.quick else FULL, precision=args.precision), torch.device(args.device)
     try:

@@ -218,6 +218,85 @@ def test_validate_script_wrapper(tmp_path):
     assert "'u2' has no text" in proc.stdout and "1 problem(s)" in proc.stdout
 
 
+# --- text-only (MT) data dirs: text.<lang> files, no audio, no utt2spk ----------------
+
+
+def make_mt_dir(root: Path, name: str = "mt", ids=("p1", "p2", "p3")) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    write(d / "text.de", "".join(f"{u} hallo {u}\n" for u in ids))
+    write(d / "text.en", "".join(f"{u} hello {u}\n" for u in ids))
+    return d
+
+
+def test_text_only_dir_validates(tmp_path, capsys):
+    d = make_mt_dir(tmp_path)
+    assert D.validate(d, require_text=False, require_audio=False) == []
+    assert cli.main(["datadir", "validate", "--no_wav", "--no_text", str(d)]) == 0
+    assert capsys.readouterr().out.strip() == f"{d}: OK (3 utterances)"
+    # without the flags: audio and 'text' are missing, utt2spk is not asked for
+    problems = D.validate(d)
+    assert len(problems) == 2 and "wav.scp: missing" in problems[0] and "text: missing" in problems[1], problems
+    # a 'text' (the reference of a test set) lists the utterances when there is one
+    write(d / "text", "p1 a\np2 b\n")
+    problems = D.validate(d, require_audio=False)
+    assert problems == [f"{d / 'text.de'}:3: utterance 'p3' is not in text (the utterance list)",
+                        f"{d / 'text.en'}:3: utterance 'p3' is not in text (the utterance list)"], problems
+
+
+def test_text_only_dir_problems_name_the_stream(tmp_path):
+    d = make_mt_dir(tmp_path)
+    write(d / "text.en", "p2 b\np1 a\np4 d\np2 again\n")  # unsorted, p3 missing, p4 extra, p2 twice
+    problems = D.validate(d, require_text=False, require_audio=False)
+    en, de = d / "text.en", d / "text.de"
+    assert problems == [
+        f"{en}:2: not sorted: 'p1' comes after 'p2' (tables must be sorted by id as LC_ALL=C sort does; "
+        "run utils/fix_data_dir.sh)",
+        f"{en}:4: duplicate id 'p2' (first on line 1)",
+        f"{en}:3: utterance 'p4' is not in text.de (the utterance list)",
+        f"{de}:3: utterance 'p3' is missing from text.en",
+    ], problems
+
+
+def test_fix_text_only_dir_keeps_utterances_of_every_stream(tmp_path):
+    d = make_mt_dir(tmp_path, ids=("p1", "p2", "p3", "p4"))
+    write(d / "text.en", "p3 c\np1 a\np5 e\np2 b\np2 again\np4\n")  # p4 empty, p5 not in text.de
+    report = D.fix(d)
+    assert (report.kept, report.reasons, report.bad_lines) == (3, {"empty text.en": 1}, 1)
+    assert lines(d / "text.en") == ["p1 a", "p2 b", "p3 c"]
+    assert lines(d / "text.de") == ["p1 hallo p1", "p2 hallo p2", "p3 hallo p3"]
+    assert not (d / "utt2spk").exists() and not (d / "spk2utt").exists()
+    assert D.validate(d, require_text=False, require_audio=False) == []
+    assert D.subset(d, tmp_path / "first", first=2) == 2
+    assert lines(tmp_path / "first" / "text.en") == ["p1 a", "p2 b"]
+    with pytest.raises(LegonnError, match="text-only data dir without utt2spk"):
+        D.subset(d, tmp_path / "byspk", n=2, by_speaker=True)
+
+
+def test_text_only_dir_script_wrappers(tmp_path):
+    d = make_mt_dir(tmp_path)
+    write(d / "text.en", "p2 b\np1 a\np3 c\n")
+
+    def sh(script: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(ROOT / "utils" / script), *args, str(d)], capture_output=True, text=True,
+                              timeout=120)
+
+    proc = sh("validate_data_dir.sh", "--no-wav", "--no-text")
+    assert proc.returncode == 1 and "text.en:2: not sorted" in proc.stdout, proc.stdout + proc.stderr
+    proc = sh("fix_data_dir.sh")
+    assert proc.returncode == 0 and "kept 3 of 3 utterance(s)" in proc.stdout, proc.stdout + proc.stderr
+    proc = sh("validate_data_dir.sh", "--no-wav", "--no-text")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"{d}: OK (3 utterances)", proc.stdout + proc.stderr
+
+
+def test_fix_without_any_utterance_list(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    write(d / "utt2dur", "u1 1.0\n")
+    with pytest.raises(LegonnError, match="no utt2spk, segments, wav.scp, feats.scp or text"):
+        D.fix(d)
+
+
 # --- fix / subset / combine -------------------------------------------------------------
 
 

@@ -39,9 +39,11 @@ def test_data_sh_on_the_committed_corpus(tmp_path):
     os.symlink(CORPUS, tmp_path / "egs" / "mini" / "corpus")
     mt = tmp_path / "egs" / "mini" / "mt1"
     shutil.copy2(RECIPE / "local" / "data.sh", mt / "local" / "data.sh")
-    proc = subprocess.run(["bash", "local/data.sh", *DATA_OPTS.split()], cwd=mt, capture_output=True, text=True,
-                          timeout=60)
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.run(["bash", "local/data.sh", *DATA_OPTS.split()], cwd=mt, env=env, capture_output=True,
+                          text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count(": OK (") == 6, proc.stdout  # every data dir validated
     for pair, src in (("deen", "de"), ("roen", "ro")):
         for split, n in (("train", 300), ("valid", 20), ("test", 20)):
             for lang in (src, "en"):

@@ -4,7 +4,9 @@ multi-process training, freezing and initialising modules, learning-rate schedul
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
+import logging
 import math
 import re
 import subprocess
@@ -19,6 +21,8 @@ from fixtures import (  # noqa: F401  (corpus and trained are fixtures)
     SHARED_EPOCHS,
     base_config,
     corpus,
+    make_corpus,
+    LEXICON,
     free_port,
     read_scalars,
     resolved,
@@ -188,6 +192,45 @@ def test_a_failed_start_does_not_lock_the_experiment_directory(corpus, tmp_path)
     progress = train(good, tmp_path / "exp")
     assert progress["step"] == 1
     assert yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text()) == good
+
+
+def test_ctc_skips_are_counted_and_logged_once_per_validation(tmp_path, caplog):
+    """Targets 3x their source cannot fit the encoder's OLC output (factor 2): the CTC term leaves
+    them out, and training reports how many once per validation (validation its own), never per batch."""
+    data = make_corpus(tmp_path / "data", n_train=40, n_valid=10, seed=1)
+    long_ids = set()
+    for split, every in (("train", 4), ("valid", 3)):  # 10 of 40 training, 4 of 10 validation utterances
+        de = (data / split / "text.de").read_text().splitlines()
+        en = []
+        for i, line in enumerate(de):
+            utt, *words = line.split()
+            if i % every == 0:
+                long_ids.add(utt)
+                en.append(" ".join([utt] + [t for w in words for t in (LEXICON[w], "bird", "tree")]))
+            else:
+                en.append(" ".join([utt] + [LEXICON[w] for w in words]))
+        (data / split / "text.en").write_text("\n".join(en) + "\n", encoding="utf-8")
+    config = resolved(data, tmp_path, edit={"batching": {"max_tokens": 60},
+                                            "trainer": {"max_epochs": 2, "valid_every_steps": 0, "log_every_steps": 1}})
+    caplog.set_level(logging.INFO, logger="legonn")
+    steps = train(config, tmp_path / "exp")["step"]
+    assert steps >= 6 and len(long_ids) == 14  # several batches an epoch
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("legonn")]
+    assert not any(r.name == "legonn.nn.ctc" for r in caplog.records)
+    skipped = [m for m in messages if m.startswith("CTC skipped")]
+    why = ": targets longer than the module's output; raise the OLC factor or filter long targets"
+    assert skipped == [f"CTC skipped 10 of 40 utterance(s) (module encoder) since step 0{why}",
+                       f"CTC skipped 10 of 40 utterance(s) (module encoder) since step {steps // 2}{why}"], messages
+    validations = [m for m in messages if m.startswith("validation at step")]
+    assert len(validations) == 2 and all(m.endswith("; CTC skipped 4 of 10 utterance(s) (module encoder)")
+                                         for m in validations), validations
+    assert (tmp_path / "exp" / "train.log").read_text().count("CTC skipped 10 of 40") == 2
+    # utils/plot_curves.py reads the metrics of those summary lines, not the counts after them
+    spec = importlib.util.spec_from_file_location("plot_curves", ROOT / "utils" / "plot_curves.py")
+    plot_curves = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot_curves)
+    curves = plot_curves.read_curve(tmp_path / "exp" / "train.log")
+    assert {"loss", "acc", "encoder/loss"} <= set(curves) and all(len(c) == 2 for c in curves.values()), curves
 
 
 # --- several processes ---------------------------------------------------------------

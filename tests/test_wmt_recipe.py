@@ -227,6 +227,8 @@ def test_wmt_recipe_end_to_end(recipe: Path):
     assert stats["commoncrawl.de-en"]["kept"] == 21 and stats["news-commentary-v11.de-en"]["kept"] == 20
     en, de = read_text(data / "ende_train" / "text.en"), read_text(data / "ende_train" / "text.de")
     assert list(en) == list(de) == sorted(en) and len(en) == 32 + 21 + 20
+    stage1 = (mt / "exp" / "logs" / "stage1_data.log").read_text()  # each data dir validated
+    assert "data/ende_train: OK (73 utterances)" in stage1 and "data/ende_newstest2011: OK (4 utterances)" in stage1
     assert en["ende-00-europarl-v7.de-en-000000034"] == LONG_100
     assert (en["ende-00-europarl-v7.de-en-000000035"], de["ende-00-europarl-v7.de-en-000000035"]) == \
         ("Good morning", "Guten Morgen allerseits")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kaldi's utils/fix_data_dir.sh, via 'legonn datadir fix': sorts every table (LC_ALL=C
 # order), keeps only utterances present in all of them (audio, text, utt2spk, feats.scp,
-# text.*, utt2*), rebuilds spk2utt; the originals are kept in <data-dir>/.backup/.
+# text.*, utt2*), rebuilds spk2utt (a text-only dir gets no utt2spk/spk2utt); the originals are
+# kept in <data-dir>/.backup/.
 #   utils/fix_data_dir.sh data/train
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from legonn.fileio import save_figure
 
-LINE = re.compile(r"validation at step (\d+): (.*)$")
+LINE = re.compile(r"validation at step (\d+): ([^;]*)")  # the metrics; CTC skip counts may follow a ';'
 
 
 def read_curve(log: Path) -> dict[str, list[tuple[int, float]]]:

@@ -2,6 +2,7 @@
 # Kaldi's utils/validate_data_dir.sh, via 'legonn datadir validate'.
 #   utils/validate_data_dir.sh [--no-text] [--no-wav] [--no-file-check] data/train
 # Prints each problem (file:line: message) and a summary line; exits 1 if there is any.
+# A text-only (MT) dir, text.<lang> files only: --no-wav --no-text; its first text.* lists the utterances.
 # Kaldi's --no-feats, --non-print and --no-spk-sort are accepted and ignored.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

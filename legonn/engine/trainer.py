@@ -70,6 +70,28 @@ def _window() -> dict[str, float]:
     return {"loss": 0.0, "n": 0, "tokens": 0, "t": time.time()}
 
 
+class CTCSkips:
+    """Per module with a CTC term: the utterances it left out (targets longer than the module's
+    output, see legonn.nn.ctc) and the utterances it saw, reported once per validation."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, tuple[int, int]] = {}  # module -> (skipped, seen)
+
+    def add(self, loss: LossReport, utterances: int) -> None:
+        for name, term in loss.terms.items():
+            if term.correct is None:  # a CTC term
+                skipped, seen = self.counts.get(name, (0, 0))
+                self.counts[name] = (skipped + term.skipped, seen + utterances)
+
+    def merge(self, other: "CTCSkips") -> None:
+        for name, (skipped, seen) in other.counts.items():
+            mine = self.counts.get(name, (0, 0))
+            self.counts[name] = (mine[0] + skipped, mine[1] + seen)
+
+    def describe(self) -> list[str]:
+        return [f"CTC skipped {s} of {n} utterance(s) (module {name})" for name, (s, n) in self.counts.items() if s]
+
+
 def _check_num_workers(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise LegonnError(f"batching.num_workers: expected a non-negative integer, got {value!r}")
@@ -125,6 +147,7 @@ class Trainer:
         self.writer = None  # tensorboard, main rank, opened by fit()
         self.window = _window()
         self._resume()
+        self.train_skips, self.skips_since = CTCSkips(), self.step  # reported and reset by validate()
         self.wrapped: nn.Module = self.model
         if self.info.world > 1:
             self.wrapped = nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
@@ -273,6 +296,7 @@ class Trainer:
         self.window["loss"] += float(loss.total.detach())
         self.window["n"] += 1
         self.window["tokens"] += int(batch.input_lengths.sum())
+        self.train_skips.add(loss, len(batch.input_lengths))
         return loss
 
     def optimizer_step(self) -> float:
@@ -306,12 +330,20 @@ class Trainer:
     # --- validation and checkpoints ---------------------------------------------------------
 
     def validate(self) -> dict[str, float]:
-        """Validate (main rank), log, count validations without improvement, save a checkpoint."""
-        metrics = self.evaluate() if self.info.main else {}
+        """Validate (main rank), log (with the CTC skips of training since the last validation and
+        of validation), count validations without improvement, save a checkpoint."""
+        valid_skips = CTCSkips()
+        metrics = self.evaluate(valid_skips) if self.info.main else {}
         metrics = distributed.gather(metrics, self.info)[0]
+        train_skips = CTCSkips()
+        for rank_skips in distributed.gather(self.train_skips, self.info):
+            train_skips.merge(rank_skips)
         if self.info.main:
+            for line in train_skips.describe():
+                log.warning("%s since step %d: targets longer than the module's output; raise the OLC factor "
+                            "or filter long targets", line, self.skips_since)
             shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
-            log.info("validation at step %d: %s", self.step, shown)
+            log.info("validation at step %d: %s", self.step, "; ".join([shown, *valid_skips.describe()]))
             for key, value in metrics.items():
                 self.writer.add_scalar(f"valid/{key}", value, self.step)
         metric = self.tconf["best_metric"]
@@ -323,6 +355,7 @@ class Trainer:
         self.progress["since_best"] = 0 if improved else self.progress["since_best"] + 1
         self._call("on_validation_end", metrics)
         self.save_checkpoint(metrics)
+        self.train_skips, self.skips_since = CTCSkips(), self.step
         return metrics
 
     def _check_patience(self) -> None:
@@ -333,8 +366,9 @@ class Trainer:
             self.should_stop = True
 
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Per module: loss per token and accuracy (decoder: token accuracy; CTC: 1 - token error rate)."""
+    def evaluate(self, skips: Optional[CTCSkips] = None) -> dict[str, float]:
+        """Per module: loss per token and accuracy (decoder: token accuracy; CTC: 1 - token error rate);
+        the utterances CTC terms left out are counted into ``skips``."""
         model, dataset = self.model, self.valid_set
         model.eval()
         self.criterion.eval()
@@ -346,6 +380,8 @@ class Trainer:
             with self.precision.autocast():
                 output = model(batch.inputs, batch.input_lengths, batch.targets)
             result = self.criterion(batch, output)
+            if skips is not None:
+                skips.add(result, len(batch.input_lengths))
             for name, term in result.terms.items():
                 acc = sums.setdefault(name, {"loss": 0.0, "tokens": 0, "errors": 0})
                 acc["loss"] += float(term.loss) * term.tokens

@@ -4,7 +4,6 @@ The blank symbol is index 0 of every module vocabulary (see ``legonn.data.vocab`
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
@@ -12,8 +11,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from legonn.data.vocab import BLANK
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,11 +40,10 @@ class CTCInterface(nn.Module):
     def loss(
         log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor
     ) -> CTCLoss:
-        """Sum of CTC losses; utterances too long for their output are counted, logged and left out."""
+        """Sum of CTC losses; utterances too long for their output are left out and counted
+        (``skipped``: the trainer reports the count once per validation)."""
         fits = min_ctc_length(targets, target_lengths) <= lengths
         skipped = int((~fits).sum())
-        if skipped:
-            log.warning("CTC: %d utterance(s) have targets longer than their output length; skipped", skipped)
         if not bool(fits.any()):
             return CTCLoss(log_probs.sum() * 0.0, 0, skipped)
         per_utt = F.ctc_loss(

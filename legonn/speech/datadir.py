@@ -16,6 +16,12 @@ order (what ``LC_ALL=C sort`` gives):
 ``spk2*``           speaker-keyed (``spk2gender``), and Kaldi's per-speaker ``cmvn.scp``
 ==================  =========================================================================
 
+A text-only data dir (MT: ``text.<lang>`` per language, no ``segments``, ``wav.scp`` or
+``feats.scp``) needs no ``utt2spk``: its first text table in C-locale name order (``text``,
+then ``text.de``, ``text.en``, ...) lists the utterances, every other table must have the same
+ids, and :func:`fix` writes no ``utt2spk``/``spk2utt`` for it.  A speech dir without
+``utt2spk`` is a problem; :func:`fix` gives it Kaldi's ``utt utt`` speakers.
+
 :func:`validate` lists problems, each naming the file and line; :func:`fix` sorts the
 tables, keeps the utterances that are complete everywhere and rebuilds ``spk2utt``;
 :func:`subset`, :func:`combine`, :func:`split_scp` and :func:`speed_perturb` make new
@@ -40,6 +46,8 @@ from legonn.speech.wavscp import entry_files, format_factor, speed_entry
 log = logging.getLogger(__name__)
 
 MAX_PER_KIND = 20  # problems of one kind in one file listed before "... and N more"
+
+_AUDIO = ("segments", "wav.scp", "feats.scp")  # a data dir with one of these is speech
 
 # files that are copied along by subset / combine-free operations (not tables)
 _PLAIN_FILES = ("feat_dim", "cmvn.ark", "frame_shift")
@@ -141,6 +149,17 @@ def load_tables(data_dir: str | os.PathLike) -> dict[str, Table]:
     return tables
 
 
+def utterance_table(names: Iterable[str]) -> Optional[str]:
+    """Which of a data dir's tables lists its utterances: ``utt2spk``, or in a text-only dir
+    without one, its first text table in C-locale name order; None if there is neither."""
+    names = sorted(names, key=sort_key)
+    if "utt2spk" in names:
+        return "utt2spk"
+    if any(n in names for n in _AUDIO):
+        return None
+    return next((n for n in names if table_kind(n) == "text"), None)
+
+
 def _strict(path: Path, name: str) -> dict[str, Line]:
     t = read_lines(path, name, table_kind(name))
     if t.problems:
@@ -154,9 +173,10 @@ def read_ids(path: str | os.PathLike) -> list[str]:
 
 
 def count_utterances(data_dir: str | os.PathLike) -> int:
-    """The lines of ``utt2spk`` (0 without one)."""
-    utt2spk = Path(data_dir) / "utt2spk"
-    return len(read_lines(utt2spk).lines) if utt2spk.is_file() else 0
+    """The lines of the table that lists the utterances (:func:`utterance_table`; 0 without one)."""
+    d = Path(data_dir)
+    name = utterance_table(p.name for p in d.iterdir() if p.is_file() and table_kind(p.name) is not None)
+    return len(read_lines(d / name).lines) if name is not None else 0
 
 
 def read_wav_scp(path: str | os.PathLike) -> dict[str, str]:
@@ -247,8 +267,16 @@ def check(
 
     # the utterance list
     utt2spk = first.get("utt2spk")
-    if utt2spk is None:
-        probs.add("missing", f"{d / 'utt2spk'}: missing (every data dir needs utt2spk; 'utt utt' lines if speakers are unknown)")
+    listing = utterance_table(first)
+    if listing is not None and utt2spk is None:  # a text-only dir
+        utts = first[listing]
+        where = {u: f"{tables[listing].path}:{line.no}" for u, line in utts.items()}
+        master = f"{listing} (the utterance list)"
+    elif utt2spk is None:
+        probs.add(
+            "missing",
+            f"{d / 'utt2spk'}: missing (a speech data dir needs utt2spk; 'utt utt' lines if speakers are unknown)",
+        )
         utts = {}
         where = {}
         for name in ("segments", "text") if segments is not None else ("wav.scp", "text"):
@@ -389,12 +417,13 @@ class FixReport:
 
 
 def _ensure_utt2spk(tables: dict[str, Table], d: Path) -> None:
-    """Synthesize ``utt utt`` speakers when a data dir has no utt2spk (Kaldi's convention)."""
-    if "utt2spk" in tables:
+    """Synthesize ``utt utt`` speakers when a speech data dir has no utt2spk (Kaldi's convention);
+    a text-only dir keeps its first text table as the utterance list."""
+    if utterance_table(tables) is not None:
         return
-    base = "segments" if "segments" in tables else "wav.scp" if "wav.scp" in tables else "text" if "text" in tables else None
+    base = next((n for n in (*_AUDIO, "text") if n in tables), None)
     if base is None:
-        raise LegonnError(f"{d}: no utt2spk, segments, wav.scp or text to take the utterance list from")
+        raise LegonnError(f"{d}: no utt2spk, segments, wav.scp, feats.scp or text(.*) to take the utterance list from")
     log.info("%s: no utt2spk; using each utterance as its own speaker", d)
     t = Table("utt2spk", "utt2spk", d / "utt2spk")
     for line in tables[base].first().values():
@@ -405,12 +434,11 @@ def _ensure_utt2spk(tables: dict[str, Table], d: Path) -> None:
 def _select(tables: dict[str, Table]) -> tuple[list[str], Counter]:
     """Utterances complete in every table (audio, text, speaker, ...) and why others are not."""
     first = {name: t.first() for name, t in tables.items()}
-    utt2spk = first["utt2spk"]
     segments = first.get("segments")
     wav = first.get("wav.scp")
     reasons: Counter = Counter()
     keep = []
-    for u in utt2spk:
+    for u in first[utterance_table(tables)]:
         why = None
         if segments is not None:
             seg = segments.get(u)
@@ -441,13 +469,13 @@ def _select(tables: dict[str, Table]) -> tuple[list[str], Counter]:
 
 
 def _render(tables: dict[str, Table], keep: Iterable[str]) -> dict[str, list[str]]:
-    """The lines of every table restricted to ``keep`` (sorted), with spk2utt rebuilt."""
+    """The lines of every table restricted to ``keep`` (sorted), with spk2utt rebuilt (if there is a utt2spk)."""
     utts = set(keep)
     first = {name: t.first() for name, t in tables.items()}
-    utt2spk = first["utt2spk"]
+    utt2spk = first.get("utt2spk", {})
     segments = first.get("segments")
     recordings = {segments[u].fields[1] for u in utts if u in segments} if segments is not None else None
-    speakers = {utt2spk[u].fields[1] for u in utts}
+    speakers = {utt2spk[u].fields[1] for u in utts if u in utt2spk}
     out: dict[str, list[str]] = {}
     for name, t in tables.items():
         if t.kind == "spk2utt":
@@ -463,6 +491,8 @@ def _render(tables: dict[str, Table], keep: Iterable[str]) -> dict[str, list[str
         lines = [line for k, line in first[name].items() if k in wanted]
         lines.sort(key=lambda line: sort_key(line.key))
         out[name] = [line.raw for line in lines]
+    if not utt2spk:
+        return out
     by_spk: dict[str, list[str]] = {}
     for u in utts:
         by_spk.setdefault(utt2spk[u].fields[1], []).append(u)
@@ -500,7 +530,7 @@ def _bad_lines(tables: dict[str, Table]) -> int:
 
 
 def fix(data_dir: str | os.PathLike, *, backup: bool = True) -> FixReport:
-    """Sort every table, keep the utterances present everywhere, rebuild spk2utt.
+    """Sort every table, keep the utterances present everywhere, rebuild spk2utt (if there is a utt2spk).
 
     Malformed and repeated lines are left out (the first line of an id wins); utterances
     with empty text or bad segment times are dropped.  The original files are copied to
@@ -562,7 +592,9 @@ def subset(
     if sum(chosen) != 1:
         raise LegonnError("subset: give exactly one of n, first, last, an utterance list or a speaker list")
     tables, complete = _complete_source(src, dst, "subset")
-    spk_of = {u: line.fields[1] for u, line in tables["utt2spk"].first().items()}
+    if (by_speaker or speakers is not None) and "utt2spk" not in tables:
+        raise LegonnError(f"subset: {src} is a text-only data dir without utt2spk; it has no speakers to select by")
+    spk_of = {u: line.fields[1] for u, line in tables["utt2spk"].first().items()} if "utt2spk" in tables else {}
     for count, what in ((n, "n"), (first, "first"), (last, "last")):
         if count is not None and count <= 0:
             raise LegonnError(f"subset: {what} must be positive, got {count}")
@@ -693,10 +725,10 @@ def speed_perturb(src: str | os.PathLike, dst: str | os.PathLike, factors: Seque
     if len(set(format_factor(f) for f in facs)) != len(facs):
         raise LegonnError(f"speed_perturb: repeated factor in {list(factors)}")
     tables, keep = _complete_source(src, dst, "speed_perturb")
-    rendered = _render(tables, keep)
-    rendered.pop("spk2utt")
     if "wav.scp" not in tables:
         raise LegonnError(f"speed_perturb: {src} has no wav.scp")
+    rendered = _render(tables, keep)
+    rendered.pop("spk2utt")
     skip = {"feats.scp", "utt2num_frames", "cmvn.scp"}
     dropped = sorted(n for n in rendered if n in skip)
     if dropped:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Unpack the committed mini corpus (../corpus/{deen,roen}/{train,valid,test}.tsv.xz) into
-# Kaldi-style data dirs: data/<pair>_<split>/{text.<src>,text.en}.
+# Kaldi-style data dirs: data/<pair>_<split>/{text.<src>,text.en}, checked by legonn datadir validate.
 #
 #   --train_pairs N  keep only the first N training pairs (0 = all; tests use a few hundred)
 #   --eval_pairs N   likewise for valid and test
@@ -58,3 +58,10 @@ for pair, src in (("deen", "de"), ("roen", "ro")):
             os.replace(tmp, out / f"text.{lang}")
         print(f"{out}: {len(rows)} pairs")
 PY
+
+# Text-only data dirs: text.<src> and text.en must hold the same ids, sorted, with no empty line.
+for pair in deen roen; do
+    for split in train valid test; do
+        legonn datadir validate --no_wav --no_text "data/${pair}_$split"
+    done
+done

@@ -78,7 +78,11 @@ run_job() {  # run_job JOB [--check_only]
 }
 
 for job in "${jobs[@]}"; do run_job "$job" --check_only; done
-for job in "${jobs[@]}"; do run_job "$job"; done
+for job in "${jobs[@]}"; do
+    run_job "$job"
+    # the job's data dirs (text.<lang>, + text on valid/test), checked as the speech recipes check theirs
+    for dir in "data/${job%% *}"_*/; do legonn datadir validate --no_wav --no_text "${dir%/}"; done
+done
 
 # The ASR-transfer De-En models decode into the Europarl English BPE: the same model file, its
 # path and sha256 recorded, and how well it covers the WMT English (paper: 0.096% OOV).
