@@ -78,6 +78,9 @@ def test_the_readme_recipe_runs_stages_1_to_8(recipe):
         for lang in ("fr", "en"):
             ids = [line.split(" ", 1)[0] for line in (mt / "data" / split / f"text.{lang}").read_text().splitlines()]
             assert len(ids) == n and ids == sorted(ids)
+    stage1 = (mt / "exp" / "logs" / "stage1_data.log").read_text()
+    for split, n in (("train", 200), ("valid", 20), ("test", 20)):  # local/data.sh validated each dir
+        assert f"data/{split}: OK ({n} utterances)" in stage1
     for name in ("fr", "en"):
         assert (mt / "data" / "lang" / f"{name}.model").is_file()
     assert (mt / "exp" / "lego" / "averaged.pt").is_file()
