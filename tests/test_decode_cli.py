@@ -176,3 +176,23 @@ def test_decode_with_an_averaged_checkpoint(exported, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["nbest", "text"]
     assert len(read_table(tmp_path / "out" / "text")) == 30
     assert torch.load(avg, weights_only=True)["averaged_from"]
+
+
+@pytest.mark.parametrize("order,message", [
+    (["decoder", "encoder"], "is a decoder: it generates tokens over 15 symbols"),
+    (["decoder"], "cannot start a chain: it is a decoder"),
+    (["encoder", "decoder", "decoder"], "a decoder can only be the last part of a chain"),
+])
+@pytest.mark.parametrize("command", ["decode", "inspect"])
+def test_module_folders_in_a_bad_order_are_one_error_line(exported, tmp_path, capsys, order, message, command):
+    from legonn import cli
+
+    _, config, modules = exported
+    args = [command, "--modules", *[str(modules / m) for m in order], "--data_dir", config["data"]["valid"],
+            "--input_file", "text.de"]
+    out = tmp_path / "out"
+    assert cli.main(args + (["--out_dir", str(out)] if command == "decode" else [])) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"legonn {command}: error: ") and message in err[0], captured.err
+    assert not out.exists()
