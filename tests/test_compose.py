@@ -138,7 +138,10 @@ def test_compose_writes_a_self_contained_artifact(modules, composed, capsys):
     card = (composed / "README.md").read_text()
     assert card.startswith("# toy-de-en")
     for needle in ("**encoder** (`lego_encoder`)", "**decoder** (`lego_decoder`)", str(modules["enc"].resolve()),
-                   "Trained on the toy De-En corpus.", "checksums match", "gap of the means +0%", "init_modules"):
+                   "Trained on the toy De-En corpus.", "checksums match", "gap of the means +0%", "init_modules",
+                   "   - tokens from the data file `text.de` (e.g. `apfel` `auto` `baum` `brot` `buch` `haus` …) -> "
+                   "marginals of stream `en`, learnt from the data file `text.en` (e.g. `apple` `bird` `book` `bread` "
+                   "`car` `cat` …); output/input length ratio 2.000"):
         assert needle in card, needle
     assert {p.name for p in composed.iterdir()} == {"composed.json", "README.md", "finetune.yaml", "parts"}
 

@@ -64,6 +64,20 @@ def test_export_records_length_statistics(exported):
     assert json.loads((out / "encoder" / "module.json").read_text())["length_ratio"] == pytest.approx(2.0)
 
 
+def test_module_cards_name_streams_files_and_examples(exported):
+    """A card says what language/stream a module reads and writes, from which data file, with a few
+    symbols of each vocabulary and the length ratio."""
+    _, _, out = exported
+    enc = (out / "encoder" / "README.md").read_text()
+    assert "  - reads the data file `text.de`; e.g. `apfel` `auto` `baum` `brot` `buch` `haus` …" in enc
+    assert "  - stream `en`, learnt from the data file `text.en`; e.g. `apple` `bird` `book` `bread` `car` `cat` …" in enc
+    assert "- expected output/input length ratio: 2.000" in enc
+    dec = (out / "decoder" / "README.md").read_text()
+    assert "  - reads stream `en`, the output of the module before it; e.g. `apple` `bird`" in dec
+    assert "  - stream `en`, learnt from the data file `text.en`; e.g. `apple`" in dec
+    assert json.loads((out / "decoder" / "module.json").read_text())["extra"]["input_stream"] == "en"
+
+
 def test_decode_exp_dir_and_modules_agree_and_score(exported, tmp_path):
     exp_dir, config, modules = exported
     valid = config["data"]["valid"]

@@ -89,7 +89,7 @@ def save_module(
                 raise LegonnError(f"{source}: missing (needed in module folder {directory} as {name_in_folder})")
             shutil.copyfile(source, tmp / name_in_folder)
         (tmp / "module.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(module_card(meta), encoding="utf-8")
+        (tmp / "README.md").write_text(module_card(meta, input_vocab, output_vocab), encoding="utf-8")
     return directory
 
 

@@ -343,7 +343,7 @@ def compose(
             if file_sha256(tmp / folder / "model.safetensors") != part["weights_sha256"]:
                 raise LegonnError(f"{src}: model.safetensors changed while it was being copied")
         (tmp / INDEX).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(composed_card(meta, [m.meta for m in loaded], links, names), encoding="utf-8")
+        (tmp / "README.md").write_text(composed_card(meta, loaded, links, names), encoding="utf-8")
         (tmp / FINETUNE).write_text(finetune_config(out, loaded, folders), encoding="utf-8")
     return Composed(out, meta, links)
 
