@@ -292,3 +292,15 @@ def test_finetune_config_trains_with_a_frozen_encoder(modules, composed, tmp_pat
             assert len(same) == len(saved), "a frozen part changed"
         else:
             assert len(same) < len(saved), "the trained part did not change"
+
+
+def test_compose_help_is_self_contained(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["compose", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert ".py" not in text and "legonn/" not in text  # no pointer into the source
+    for needle in ("composed.json", "parts/<i>_<name>/", "finetune.yaml", "legonn decode --modules COMPOSED",
+                   "legonn train --config COMPOSED/finetune.yaml", "--trainer.freeze", "legonn compose --finetune_config COMPOSED",
+                   "a decoder anywhere but last", "(default: 0.5)"):
+        assert needle in text, needle

@@ -161,3 +161,12 @@ def test_a_baseline_encoder_has_no_interface_to_show(setup, tmp_path, capsys):
     assert re.search(r"^  base_encoder +hidden +\(no CTC head: its interface cannot be read\)$", printed, re.M)
     assert re.search(r"^  base_decoder +beam 1 +", printed, re.M)
     assert [p.name for p in out.iterdir()] == ["report.txt"]
+
+
+def test_inspect_help_names_the_real_input_default(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["inspect", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: the file the first module was trained on, recorded at export;" in text
+    assert "text for a text module" not in text
+    assert "(default: 10)" in text and "(default: 5)" in text and "(default: 3)" in text

@@ -5,6 +5,7 @@ import argparse
 import logging
 import sys
 
+from legonn.cli import HelpFormatter
 from legonn.config import dump, resolve
 
 
@@ -12,8 +13,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="legonn train",
         description=__doc__,
-        epilog="Any config value can be overridden as --section.key value, e.g. --optim.lr 5e-4 --trainer.max_steps 1000. "
+        epilog="Any config value can be overridden as --section.key value, e.g. --optim.lr 5e-4 --trainer.max_steps 1000.\n"
         "Multi-process: torchrun --nproc_per_node N -m legonn train ...",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--config", nargs="+", default=[],
                    help="YAML config(s) (model, data, batching, optim, criterion, scheduler, trainer); a later file overrides "
