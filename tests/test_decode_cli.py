@@ -210,3 +210,29 @@ def test_module_folders_in_a_bad_order_are_one_error_line(exported, tmp_path, ca
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"legonn {command}: error: ") and message in err[0], captured.err
     assert not out.exists()
+
+
+def test_decode_keeps_utterances_with_an_empty_input(exported, tmp_path):
+    """7 lines, 2 of them empty: 7 utterances decoded, the empty ones as empty hypotheses in every
+    file, and one warning line naming them."""
+    _, config, modules = exported
+    data = tmp_path / "data"
+    data.mkdir()
+    valid = read_table(f"{config['data']['valid']}/text.de")
+    utts = sorted(valid)[:5]
+    (data / "text.de").write_text("".join(f"{u} {valid[u]}\n" for u in utts[:2]) + "e1\n" + "e2 \n"
+                                  + "".join(f"{u} {valid[u]}\n" for u in utts[2:]))
+    out = tmp_path / "out"
+    proc = run_legonn("decode", "--modules", modules / "encoder", modules / "decoder", "--data_dir", data,
+                      "--out_dir", out, "--beam", "2", "--nbest", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "decoded 7 utterances" in proc.stdout
+    warnings = [line for line in proc.stderr.splitlines() if "empty input" in line]
+    assert warnings == [f"{data}: 2 utterance(s) with an empty input (e1, e2): written as empty hypotheses"], proc.stderr
+    text = read_table(out / "text")
+    assert sorted(text) == sorted(utts + ["e1", "e2"]) and text["e1"] == text["e2"] == ""
+    assert all(text[u] for u in utts)
+    assert (out / "text").read_text().splitlines()[:2] == ["e1", "e2"]
+    nbest = (out / "nbest").read_text().splitlines()
+    assert nbest[:2] == ["e1 1 0.0000", "e2 1 0.0000"] and len(nbest) == 2 + 2 * 5
+    assert read_table(out / "ctc_encoder.text")["e1"] == ""
