@@ -6,7 +6,8 @@
     input.*, output.*  vocabularies (token list, and the sentencepiece model when there is one)
     README.md          a short card
 
-``assemble`` builds a Chain from such folders and refuses a pair whose interface differs.
+``assemble`` builds a Chain from such folders and refuses a pair whose interface differs, a decoder
+before the last part (nothing reads generated tokens) and a first module that reads no data file.
 """
 from __future__ import annotations
 
