@@ -12,6 +12,7 @@ A :class:`legonn.errors.LegonnError` escaping a subcommand is printed as
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib
 import importlib.util
@@ -42,6 +43,17 @@ COMMANDS: tuple[str, ...] = (
 )
 
 _PACKAGE = "legonn.bin"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The ``--help`` of every subcommand: the description as written, and each option's default
+    unless it has none (None, empty, a flag's False) or its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or action.default in ("", []) or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def _module_name(name: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from legonn.modules.artifact import assemble, load_module, save_module
-from legonn.nn.chain import build_module
+from legonn.nn.chain import Chain, ModuleSpec, build_module
 from legonn.errors import LegonnError
 from legonn.nn.interface import ModuleOutput
 from legonn.data.vocab import Vocabulary
@@ -388,5 +388,42 @@ def test_assemble_the_same_module_twice_gets_unique_names(tmp_path):
     module = build_module("lego_encoder", {**TINY, "input": {"type": "wemb", "vocab_size": len(WORDS), "layers": 1},
                                            "ctc_vocab_size": len(WORDS)}).eval()
     folder = save_module(module, tmp_path / "same", "same", input_vocab=WORDS, output_vocab=WORDS)
-    chain, _ = assemble([folder, folder])
-    assert len(set(chain.names)) == 2
+    first = save_case("encoder_embedding", tmp_path / "text_enc")  # reads the data, outputs WORDS
+    chain, _ = assemble([first, folder, folder])
+    assert len(set(chain.names)) == 3
+
+
+def test_assemble_refuses_a_decoder_before_the_last_part(tmp_path):
+    """A decoder's generated tokens feed nothing: the error names both folders and what each emits/reads."""
+    enc = save_case("encoder_embedding", tmp_path / "text_enc")  # reads TEXT tokens from a data file
+    dec = save_case("decoder_wemb", tmp_path / "text_dec", output_vocab=Vocabulary(TEXT.tokens[:3] + TEXT.tokens[:2:-1]))
+    with pytest.raises(LegonnError) as exc:
+        assemble([dec, enc])
+    assert_one_line(exc, f"cannot chain {dec} -> {enc}: {dec} is a decoder: it generates tokens over 14 symbols",
+                    "a decoder can only be the last part of a chain",
+                    f"{enc} reads tokens over 14 symbols (sha256 {TEXT.checksum[:12]}, another vocabulary) from a data file")
+    same = save_case("decoder_wemb", tmp_path / "same_dec", output_vocab=TEXT)
+    with pytest.raises(LegonnError, match=r"another vocabulary|the same vocabulary") as exc:
+        assemble([same, enc])
+    assert "the same vocabulary" in str(exc.value)
+    with pytest.raises(LegonnError, match="only be the last part"):  # two decoders in a row
+        assemble([save_case("encoder_embedding", tmp_path / "e2"), same, same])
+
+
+@pytest.mark.parametrize("name", ["decoder_wemb", "encoder_wemb", "transformer_decoder"])
+def test_assemble_refuses_a_chain_that_reads_no_data(tmp_path, name):
+    """A lone decoder (or a module reading marginals or states) has no input in a data dir."""
+    folder = save_case(name, tmp_path / name)
+    with pytest.raises(LegonnError) as exc:
+        assemble([folder])
+    role = "a decoder" if "decoder" in name else "a 'lego_encoder' module"
+    assert_one_line(exc, f"{folder}: cannot start a chain: it is {role} and reads ", "not a data file",
+                    "nothing to decode")
+
+
+def test_a_chain_refuses_a_decoder_in_the_middle():
+    enc = build_module(*MODULE_CASES["encoder_embedding"][:2])
+    dec = build_module(*MODULE_CASES["decoder_wemb"][:2])
+    with pytest.raises(LegonnError, match="'dec' is a decoder .* only the last module of a chain can be one"):
+        Chain([ModuleSpec("enc", "lego_encoder", {}), ModuleSpec("dec", "lego_decoder", {}),
+               ModuleSpec("enc2", "lego_encoder", {})], [enc, dec, build_module(*MODULE_CASES["encoder_embedding"][:2])])

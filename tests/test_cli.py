@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -151,3 +152,45 @@ def test_every_available_command_has_main_and_one_line_help():
         module = cli.load_command(name)
         assert callable(getattr(module, "main", None)), name
         assert cli.command_help(name), f"legonn/bin/{name}.py needs a module docstring"
+
+
+class _Parser(Exception):
+    """Raised instead of parsing: carries the parser a subcommand built."""
+
+
+def test_every_command_help_states_its_defaults(monkeypatch):
+    """Every option with a default says it in --help (the shared HelpFormatter, or its own words)."""
+
+    def capture(self, args=None, namespace=None):
+        raise _Parser(self)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", capture)
+    for name in cli.available_commands():
+        with pytest.raises(_Parser) as exc:
+            cli.run_command(name, [])
+        parsers = [exc.value.args[0]]
+        for action in parsers[0]._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers += list(action.choices.values())
+        for parser in parsers:
+            assert parser.formatter_class is cli.HelpFormatter, parser.prog
+            formatter = parser._get_formatter()
+            for action in parser._actions:
+                default = action.default
+                if not action.option_strings or default is None or default is False or default is argparse.SUPPRESS \
+                        or default in ("", []):
+                    continue
+                text = formatter._expand_help(action) if action.help else ""
+                assert "default" in text, f"{parser.prog} {action.option_strings[0]}: {text!r}"
+
+
+def test_help_formatter_adds_only_the_defaults_worth_stating():
+    p = argparse.ArgumentParser(prog="t", formatter_class=cli.HelpFormatter, description="line one\n  kept as written")
+    p.add_argument("--beam", type=int, default=5, help="beam size")
+    p.add_argument("--seed", type=int, default=0, help="seed")
+    p.add_argument("--out", help="output (default: beside the input)")
+    p.add_argument("--flag", action="store_true", help="a flag")
+    p.add_argument("--note", default="", help="a note")
+    text = p.format_help()
+    assert "beam size (default: 5)" in text and "seed (default: 0)" in text and "  kept as written" in text
+    assert "(default: beside the input)" in text and text.count("default") == 3

@@ -73,6 +73,53 @@ def test_compose_refuses_another_vocabulary_in_one_line(modules, tmp_path, capsy
     assert list(tmp_path.iterdir()) == [], "no temporary folder left"
 
 
+def one_error_line(capsys, command: str) -> str:
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"legonn {command}: error: "), captured.err
+    assert "Traceback" not in captured.err
+    return err[0]
+
+
+def test_compose_refuses_a_decoder_before_an_encoder(modules, tmp_path, capsys):
+    """--modules DECODER ENCODER: the decoder's generated English tokens cannot feed an encoder
+    reading German tokens from a data file; the line says which folder is which."""
+    enc, dec = modules["enc"], modules["dec"]
+    out = tmp_path / "bad"
+    assert cli.main(["compose", "--modules", str(dec), str(enc), "--out", str(out)]) == 1
+    line = one_error_line(capsys, "compose")
+    en = json.loads((dec / "module.json").read_text())["output"]["vocab"]["sha256"][:12]
+    de = json.loads((enc / "module.json").read_text())["input"]["vocab"]["sha256"][:12]
+    assert (f"cannot chain {dec} -> {enc}: {dec} is a decoder: it generates tokens over 15 symbols (sha256 {en}), "
+            f"and a decoder can only be the last part of a chain; {enc} reads tokens over 15 symbols "
+            f"(sha256 {de}, another vocabulary) from a data file") in line
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_compose_refuses_a_chain_that_reads_no_data(modules, tmp_path, capsys):
+    out = tmp_path / "lone"
+    assert cli.main(["compose", "--modules", str(modules["dec"]), "--out", str(out)]) == 1
+    line = one_error_line(capsys, "compose")
+    assert f"{modules['dec']}: cannot start a chain: it is a decoder and reads marginals over 15 symbols" in line
+    assert "not a data file" in line and "nothing to decode" in line
+    assert not out.exists()
+
+
+def test_a_bad_composed_folder_from_an_older_legonn_is_refused(composed, tmp_path, capsys):
+    """Older legonn composed DECODER ENCODER: decoding and inspecting it is one error line."""
+    bad = tmp_path / "bad"
+    shutil.copytree(composed, bad)
+    meta = json.loads((bad / "composed.json").read_text())
+    meta["parts"].reverse()
+    (bad / "composed.json").write_text(json.dumps(meta))
+    data = ["--data_dir", str(tmp_path), "--input_file", "text.de"]
+    assert cli.main(["decode", "--modules", str(bad), "--out_dir", str(tmp_path / "out"), *data]) == 1
+    assert "is a decoder: it generates tokens" in one_error_line(capsys, "decode")
+    assert cli.main(["inspect", "--modules", str(bad), *data]) == 1
+    assert "only be the last part of a chain" in one_error_line(capsys, "inspect")
+    assert not (tmp_path / "out").exists()
+
+
 def test_compose_writes_a_self_contained_artifact(modules, composed, capsys):
     meta = read_composed(composed)
     assert meta["format"] == "legonn-composed" and meta["format_version"] == 1 and meta["name"] == "toy-de-en"
@@ -91,7 +138,10 @@ def test_compose_writes_a_self_contained_artifact(modules, composed, capsys):
     card = (composed / "README.md").read_text()
     assert card.startswith("# toy-de-en")
     for needle in ("**encoder** (`lego_encoder`)", "**decoder** (`lego_decoder`)", str(modules["enc"].resolve()),
-                   "Trained on the toy De-En corpus.", "checksums match", "gap of the means +0%", "init_modules"):
+                   "Trained on the toy De-En corpus.", "checksums match", "gap of the means +0%", "init_modules",
+                   "   - tokens from the data file `text.de` (e.g. `apfel` `auto` `baum` `brot` `buch` `haus` …) -> "
+                   "marginals of stream `en`, learnt from the data file `text.en` (e.g. `apple` `bird` `book` `bread` "
+                   "`car` `cat` …); output/input length ratio 2.000"):
         assert needle in card, needle
     assert {p.name for p in composed.iterdir()} == {"composed.json", "README.md", "finetune.yaml", "parts"}
 
@@ -242,3 +292,15 @@ def test_finetune_config_trains_with_a_frozen_encoder(modules, composed, tmp_pat
             assert len(same) == len(saved), "a frozen part changed"
         else:
             assert len(same) < len(saved), "the trained part did not change"
+
+
+def test_compose_help_is_self_contained(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["compose", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert ".py" not in text and "legonn/" not in text  # no pointer into the source
+    for needle in ("composed.json", "parts/<i>_<name>/", "finetune.yaml", "legonn decode --modules COMPOSED",
+                   "legonn train --config COMPOSED/finetune.yaml", "--trainer.freeze", "legonn compose --finetune_config COMPOSED",
+                   "a decoder anywhere but last", "(default: 0.5)"):
+        assert needle in text, needle

@@ -64,6 +64,20 @@ def test_export_records_length_statistics(exported):
     assert json.loads((out / "encoder" / "module.json").read_text())["length_ratio"] == pytest.approx(2.0)
 
 
+def test_module_cards_name_streams_files_and_examples(exported):
+    """A card says what language/stream a module reads and writes, from which data file, with a few
+    symbols of each vocabulary and the length ratio."""
+    _, _, out = exported
+    enc = (out / "encoder" / "README.md").read_text()
+    assert "  - reads the data file `text.de`; e.g. `apfel` `auto` `baum` `brot` `buch` `haus` …" in enc
+    assert "  - stream `en`, learnt from the data file `text.en`; e.g. `apple` `bird` `book` `bread` `car` `cat` …" in enc
+    assert "- expected output/input length ratio: 2.000" in enc
+    dec = (out / "decoder" / "README.md").read_text()
+    assert "  - reads stream `en`, the output of the module before it; e.g. `apple` `bird`" in dec
+    assert "  - stream `en`, learnt from the data file `text.en`; e.g. `apple`" in dec
+    assert json.loads((out / "decoder" / "module.json").read_text())["extra"]["input_stream"] == "en"
+
+
 def test_decode_exp_dir_and_modules_agree_and_score(exported, tmp_path):
     exp_dir, config, modules = exported
     valid = config["data"]["valid"]
@@ -176,3 +190,49 @@ def test_decode_with_an_averaged_checkpoint(exported, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["nbest", "text"]
     assert len(read_table(tmp_path / "out" / "text")) == 30
     assert torch.load(avg, weights_only=True)["averaged_from"]
+
+
+@pytest.mark.parametrize("order,message", [
+    (["decoder", "encoder"], "is a decoder: it generates tokens over 15 symbols"),
+    (["decoder"], "cannot start a chain: it is a decoder"),
+    (["encoder", "decoder", "decoder"], "a decoder can only be the last part of a chain"),
+])
+@pytest.mark.parametrize("command", ["decode", "inspect"])
+def test_module_folders_in_a_bad_order_are_one_error_line(exported, tmp_path, capsys, order, message, command):
+    from legonn import cli
+
+    _, config, modules = exported
+    args = [command, "--modules", *[str(modules / m) for m in order], "--data_dir", config["data"]["valid"],
+            "--input_file", "text.de"]
+    out = tmp_path / "out"
+    assert cli.main(args + (["--out_dir", str(out)] if command == "decode" else [])) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"legonn {command}: error: ") and message in err[0], captured.err
+    assert not out.exists()
+
+
+def test_decode_keeps_utterances_with_an_empty_input(exported, tmp_path):
+    """7 lines, 2 of them empty: 7 utterances decoded, the empty ones as empty hypotheses in every
+    file, and one warning line naming them."""
+    _, config, modules = exported
+    data = tmp_path / "data"
+    data.mkdir()
+    valid = read_table(f"{config['data']['valid']}/text.de")
+    utts = sorted(valid)[:5]
+    (data / "text.de").write_text("".join(f"{u} {valid[u]}\n" for u in utts[:2]) + "e1\n" + "e2 \n"
+                                  + "".join(f"{u} {valid[u]}\n" for u in utts[2:]))
+    out = tmp_path / "out"
+    proc = run_legonn("decode", "--modules", modules / "encoder", modules / "decoder", "--data_dir", data,
+                      "--out_dir", out, "--beam", "2", "--nbest", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "decoded 7 utterances" in proc.stdout
+    warnings = [line for line in proc.stderr.splitlines() if "empty input" in line]
+    assert warnings == [f"{data}: 2 utterance(s) with an empty input (e1, e2): written as empty hypotheses"], proc.stderr
+    text = read_table(out / "text")
+    assert sorted(text) == sorted(utts + ["e1", "e2"]) and text["e1"] == text["e2"] == ""
+    assert all(text[u] for u in utts)
+    assert (out / "text").read_text().splitlines()[:2] == ["e1", "e2"]
+    nbest = (out / "nbest").read_text().splitlines()
+    assert nbest[:2] == ["e1 1 0.0000", "e2 1 0.0000"] and len(nbest) == 2 + 2 * 5
+    assert read_table(out / "ctc_encoder.text")["e1"] == ""

@@ -63,6 +63,16 @@ def test_inspect_prints_greedy_outputs_and_writes_heatmaps(setup, tmp_path, caps
                        "--first", "2", "--ref_file", "text.en", "--beam", "2", "--out_dir", str(out)])
     assert status == 0
     printed = capsys.readouterr().out
+    header = printed.split("\n\n")[0].splitlines()
+    assert header == [
+        f"input: {valid}/text.de",
+        "module encoder (lego_encoder): tokens from the data file `text.de` (e.g. `apfel` `auto` `baum` `brot` `buch` "
+        "`haus` …) -> marginals of stream `en`, learnt from the data file `text.en` (e.g. `apple` `bird` `book` `bread` "
+        "`car` `cat` …)",  # this encoder was saved again without a length ratio
+        "module decoder (lego_decoder): marginals from stream `en`, the output of the module before it (e.g. `apple` "
+        "`bird` `book` `bread` `car` `cat` …) -> tokens of stream `en`, learnt from the data file `text.en` (e.g. "
+        "`apple` `bird` `book` `bread` `car` `cat` …)",
+    ]
     utts = re.findall(r"^== (\S+)$", printed, re.M)
     assert utts == ["va0000", "va0001"]
     greedy = dict(zip(utts, re.findall(r"^  encoder +CTC greedy +(.*)$", printed, re.M)))
@@ -151,3 +161,12 @@ def test_a_baseline_encoder_has_no_interface_to_show(setup, tmp_path, capsys):
     assert re.search(r"^  base_encoder +hidden +\(no CTC head: its interface cannot be read\)$", printed, re.M)
     assert re.search(r"^  base_decoder +beam 1 +", printed, re.M)
     assert [p.name for p in out.iterdir()] == ["report.txt"]
+
+
+def test_inspect_help_names_the_real_input_default(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["inspect", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: the file the first module was trained on, recorded at export;" in text
+    assert "text for a text module" not in text
+    assert "(default: 10)" in text and "(default: 5)" in text and "(default: 3)" in text

@@ -10,7 +10,9 @@ import torch
 
 from fixtures import run_legonn
 from legonn.data.dataset import ChainDataset, StreamSpec
-from legonn.modules.artifact import assemble
+from legonn.modules.artifact import assemble, load_module
+from legonn.modules.card import module_card
+from legonn.modules.inspector import format_header
 
 OLD = Path(__file__).resolve().parent / "data" / "old_module"
 MODULES = [OLD / "modules" / "encoder", OLD / "modules" / "decoder"]
@@ -36,3 +38,14 @@ def test_old_module_marginals_unchanged():
     assert enc.lengths.tolist() == expected["lengths"].tolist()
     np.testing.assert_allclose(enc.log_probs.numpy(), expected["log_probs"], atol=1e-5, rtol=0)
     assert [m.meta["name"] for m in loaded] == ["encoder", "decoder"]
+
+
+def test_old_module_card_and_inspect_header_without_the_new_fields():
+    """Folders exported before input_stream was recorded still get a card and an inspect header."""
+    loaded = [load_module(m) for m in MODULES]
+    assert "input_stream" not in loaded[1].extra
+    card = module_card(loaded[1].meta, loaded[1].input_vocab, loaded[1].output_vocab)
+    assert "- input: marginals over 15 symbols" in card and "  - e.g. `apple` `bird`" in card
+    assert "  - stream `en`, learnt from the data file `text.en`; e.g. `apple`" in card
+    header = format_header(["encoder", "decoder"], loaded, OLD / "data" / "text.de").splitlines()
+    assert header[2].startswith("module decoder (lego_decoder): marginals (e.g. `apple` `bird`")

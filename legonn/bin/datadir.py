@@ -17,6 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
+from legonn.cli import HelpFormatter
 from legonn.errors import LegonnError
 from legonn.speech import datadir as D
 
@@ -27,21 +28,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="legonn datadir",
         description=(__doc__ or "").strip().splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog="\n".join((__doc__ or "").strip().splitlines()[2:]),
     )
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    v = sub.add_parser("validate", help="list problems (file:line: message); exit 1 if any")
+    v = sub.add_parser("validate", formatter_class=HelpFormatter, help="list problems (file:line: message); exit 1 if any")
     v.add_argument("dir")
     v.add_argument("--no_text", action="store_true", help="a data dir without transcripts is fine")
     v.add_argument("--no_wav", action="store_true", help="a data dir without wav.scp/feats.scp is fine (text only)")
     v.add_argument("--no_file_check", action="store_true", help="do not check that audio files exist")
 
-    f = sub.add_parser("fix", help="sort tables, keep complete utterances, rebuild spk2utt")
+    f = sub.add_parser("fix", formatter_class=HelpFormatter, help="sort tables, keep complete utterances, rebuild spk2utt")
     f.add_argument("dir")
 
-    s = sub.add_parser("subset", help="copy part of a data dir")
+    s = sub.add_parser("subset", formatter_class=HelpFormatter, help="copy part of a data dir")
     s.add_argument("src")
     s.add_argument("dst")
     g = s.add_mutually_exclusive_group(required=True)
@@ -51,18 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--utt_list", help="file of utterance ids (first field of each line)")
     g.add_argument("--spk_list", help="file of speaker ids (first field of each line)")
     s.add_argument("--by_speaker", action="store_true", help="with --n: whole speakers (random, seeded) until >= N utterances")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="with --by_speaker: the random draw")
 
-    c = sub.add_parser("combine", help="combine data dirs (ids must be unique across them)")
+    c = sub.add_parser("combine", formatter_class=HelpFormatter, help="combine data dirs (ids must be unique across them)")
     c.add_argument("dst")
     c.add_argument("srcs", nargs="+")
 
-    sp = sub.add_parser("speed_perturb", help="a copy per speed factor, ids prefixed spF- (F != 1.0)")
+    sp = sub.add_parser("speed_perturb", formatter_class=HelpFormatter, help="a copy per speed factor, ids prefixed spF- (F != 1.0)")
     sp.add_argument("src")
     sp.add_argument("dst")
-    sp.add_argument("--factors", default="0.9,1.0,1.1", help="comma-separated speed factors (default 0.9,1.0,1.1)")
+    sp.add_argument("--factors", default="0.9,1.0,1.1", help="comma-separated speed factors")
 
-    sc = sub.add_parser("split_scp", help="split a table into N parts (speakers kept together with --utt2spk)")
+    sc = sub.add_parser("split_scp", formatter_class=HelpFormatter, help="split a table into N parts (speakers kept together with --utt2spk)")
     sc.add_argument("input")
     sc.add_argument("outputs", nargs="+", help="output files, or one pattern with JOB when --n is given")
     sc.add_argument("--n", type=int, help="number of parts; the single output names a pattern (out.JOB.scp)")

@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 
+from legonn.cli import HelpFormatter
 from legonn.errors import LegonnError
 from legonn.speech.fbank import FbankConfig, compute_features
 
@@ -25,19 +26,20 @@ def _bool(text: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="legonn features", description=(__doc__ or "").strip().splitlines()[0])
+    p = argparse.ArgumentParser(prog="legonn features", description=(__doc__ or "").strip().splitlines()[0],
+                                formatter_class=HelpFormatter)
     p.add_argument("--data_dir", required=True, help="Kaldi data dir with wav.scp (and segments)")
-    p.add_argument("--nj", type=int, default=1, help="parallel worker processes (default 1)")
-    p.add_argument("--out_dir", help="where the feats.JOB.ark files go (default DATA_DIR/data)")
-    p.add_argument("--num_mel_bins", type=int, default=80)
-    p.add_argument("--sample_rate", type=int, default=16000, help="audio is resampled to this rate (default 16000)")
-    p.add_argument("--frame_length", type=float, default=25.0, help="ms (default 25)")
-    p.add_argument("--frame_shift", type=float, default=10.0, help="ms (default 10)")
-    p.add_argument("--dither", type=float, default=0.0, help="Kaldi dither (default 0: reproducible features)")
+    p.add_argument("--nj", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--out_dir", help="where the feats.JOB.ark files go (default: DATA_DIR/data)")
+    p.add_argument("--num_mel_bins", type=int, default=80, help="feature dimension")
+    p.add_argument("--sample_rate", type=int, default=16000, help="audio is resampled to this rate")
+    p.add_argument("--frame_length", type=float, default=25.0, help="ms")
+    p.add_argument("--frame_shift", type=float, default=10.0, help="ms")
+    p.add_argument("--dither", type=float, default=0.0, help="Kaldi dither (0: reproducible features)")
     p.add_argument("--speed", type=float, default=1.0,
-                   help="speed factor applied to every utterance on top of wav.scp (default 1.0); "
+                   help="speed factor applied to every utterance on top of wav.scp; "
                         "prefer 'legonn datadir speed_perturb', which gives the copies their own ids")
-    p.add_argument("--cmvn", type=_bool, default=True, help="write DATA_DIR/cmvn.ark (true|false, default true)")
+    p.add_argument("--cmvn", type=_bool, default=True, help="write DATA_DIR/cmvn.ark (true|false)")
     p.add_argument("--progress", type=_bool, default=None, help="tqdm bar (default: when stderr is a terminal)")
     return p
 

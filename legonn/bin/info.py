@@ -13,6 +13,7 @@ import importlib.util
 import platform
 import sys
 
+from legonn.cli import HelpFormatter
 from legonn.version import __version__
 
 # (import name, distribution name on PyPI)
@@ -76,6 +77,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="legonn info",
         description=(__doc__ or "").strip().splitlines()[0],
+        formatter_class=HelpFormatter,
     )
     parser.parse_args(argv)
     rows = collect()

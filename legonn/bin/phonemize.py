@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from legonn.cli import HelpFormatter
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="legonn phonemize", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--in", dest="inp", required=True, help="Kaldi text file (utt_id words...)")
     p.add_argument("--out", required=True, help="Kaldi phoneme text to write (utt_id phones...)")
     p.add_argument("--stress", action="store_true", help="keep the stress digits (AH0, OW1); default: strip them")

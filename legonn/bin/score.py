@@ -8,6 +8,8 @@ Prints one summary line, then the sacrebleu signature lines, and writes
 from __future__ import annotations
 
 import argparse
+
+from legonn.cli import HelpFormatter
 import os
 
 from legonn.engine import score as S
@@ -16,7 +18,8 @@ _METRICS = {"wer": ("wer",), "bleu": ("bleu",), "all": ("wer", "bleu", "chrf")}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="legonn score", description=(__doc__ or "").strip().splitlines()[0])
+    p = argparse.ArgumentParser(prog="legonn score", description=(__doc__ or "").strip().splitlines()[0],
+                                formatter_class=HelpFormatter)
     p.add_argument("--ref", required=True, help="reference text file (utt_id text per line)")
     p.add_argument("--hyp", required=True, help="hypothesis text file (utt_id text per line)")
     p.add_argument("--metric", choices=sorted(_METRICS), default="all",

@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from legonn.cli import HelpFormatter
 from legonn.config import config_changes, dump, load_yaml, resolve
 
 # --check_config's exit status when the config changes more than the EXTENDABLE budgets.
@@ -16,8 +17,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="legonn train",
         description=__doc__,
-        epilog="Any config value can be overridden as --section.key value, e.g. --optim.lr 5e-4 --trainer.max_steps 1000. "
+        epilog="Any config value can be overridden as --section.key value, e.g. --optim.lr 5e-4 --trainer.max_steps 1000.\n"
         "Multi-process: torchrun --nproc_per_node N -m legonn train ...",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--config", nargs="+", default=[],
                    help="YAML config(s) (model, data, batching, optim, criterion, scheduler, trainer); a later file overrides "

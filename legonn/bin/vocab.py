@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 
+from legonn.cli import HelpFormatter
+
 from legonn.data.vocab import build_vocabulary
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="legonn vocab", description=__doc__)
+    p = argparse.ArgumentParser(prog="legonn vocab", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--kind", choices=("bpe", "unigram", "tokens"), required=True,
                    help="sentencepiece bpe/unigram, or 'tokens': the whitespace-separated symbols (e.g. phonemes)")
     p.add_argument("--size", type=int, default=0, help="number of sentencepiece pieces")

@@ -135,6 +135,7 @@ class ChainDataset:
             utts &= set(stream.lengths)
         dropped = 0
         keep = []
+        self.empty_inputs = [u for u in sorted(utts) if self.input.lengths[u] == 0]  # left out; decoding writes them empty
         for utt in sorted(utts):
             too_long = max_input_length is not None and self.input.lengths[utt] > max_input_length
             too_long |= max_target_length is not None and any(s.lengths[utt] > max_target_length for s in self.targets.values())

@@ -2,6 +2,7 @@
 best-path outputs at any module (the paper's per-module interface scores, Appendix D)."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -19,6 +20,8 @@ from legonn.modules.artifact import assemble, input_spec
 from legonn.nn.beam_search import beam_search
 from legonn.nn.chain import Chain
 from legonn.nn.ctc import greedy_decode
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -40,6 +43,7 @@ def decode_dataset(
     and ``ctc_<module>.text`` for every module named in ``ctc_vocabs``.
 
     A chain without a decoder (a CTC-only encoder) writes its last module's best path as ``text``.
+    An utterance whose input is empty is written as an empty hypothesis, with one warning line.
     """
     model.eval().to(device)
     decoder = model.decoder
@@ -69,6 +73,11 @@ def decode_dataset(
                 f"{utt} {rank} {h.score:.4f} {output_vocab.decode(h.tokens)}".rstrip()
                 for rank, h in enumerate(sentence, 1)
             )
+    if dataset.empty_inputs:  # nothing to decode: an empty hypothesis (of log-probability 0) in every table
+        log.warning("%s: %d utterance(s) with an empty input (%s%s): written as empty hypotheses", dataset.dir,
+                    len(dataset.empty_inputs), ", ".join(dataset.empty_inputs[:3]), ", …" if len(dataset.empty_inputs) > 3 else "")
+        for name, table in results.items():
+            table.update((utt, f"{utt} 1 0.0000" if name == "nbest" else "") for utt in dataset.empty_inputs)
     written = []  # only once every utterance is decoded: an interrupted run leaves no partial file
     for name, table in results.items():
         lines = [table[utt] if name == "nbest" else f"{utt} {table[utt]}".rstrip() for utt in sorted(table)]
@@ -135,4 +144,4 @@ def decode_data_dir(
             ref = Path(out_dir) / f"ctc_{name}.ref"
             write_atomic(ref, source.target_files[name] + "\n")
             files.append(ref)
-    return len(dataset), files
+    return len(dataset) + len(dataset.empty_inputs), files

@@ -6,7 +6,8 @@
     input.*, output.*  vocabularies (token list, and the sentencepiece model when there is one)
     README.md          a short card
 
-``assemble`` builds a Chain from such folders and refuses a pair whose interface differs.
+``assemble`` builds a Chain from such folders and refuses a pair whose interface differs, a decoder
+before the last part (nothing reads generated tokens) and a first module that reads no data file.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from legonn.fileio import atomic_dir, read_descriptor
 from legonn.modules.card import module_card
 from legonn.modules.composed import expand
 from legonn.nn.chain import Chain, ModuleSpec, build_module
-from legonn.nn.interface import HIDDEN, MARGINALS
+from legonn.nn.interface import DATA_KINDS, HIDDEN, MARGINALS, TOKENS
 from legonn.version import __version__
 
 FORMAT = "legonn-module"
@@ -89,7 +90,7 @@ def save_module(
                 raise LegonnError(f"{source}: missing (needed in module folder {directory} as {name_in_folder})")
             shutil.copyfile(source, tmp / name_in_folder)
         (tmp / "module.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(module_card(meta), encoding="utf-8")
+        (tmp / "README.md").write_text(module_card(meta, input_vocab, output_vocab), encoding="utf-8")
     return directory
 
 
@@ -169,10 +170,26 @@ def input_spec(loaded: list[LoadedModule], input_file: Optional[str] = None):
                       str(first.directory / cmvn) if cmvn else None)
 
 
+def _symbols(iface: dict[str, Any], note: str = "") -> str:
+    """``tokens over 15 symbols (sha256 0123456789ab)``: an interface, for an error line."""
+    v = iface.get("vocab")
+    if v:
+        return f"{iface['kind']} over {v['size']} symbols (sha256 {v['sha256'][:12]}{note})"
+    return iface["kind"] + (f" ({iface['dim']}-dim)" if iface.get("dim") else "")
+
+
 def check_interface(producer: LoadedModule, consumer: LoadedModule) -> None:
     """Refuse, in one line, to feed ``consumer`` from a module that speaks another interface."""
     out, inp = producer.meta["output"], consumer.meta["input"]
     pair = f"cannot chain {producer.directory} -> {consumer.directory}"
+    if out["kind"] == TOKENS:  # no legonn module reads generated tokens: a decoder ends the chain
+        a, b = out.get("vocab"), inp.get("vocab")
+        note = "" if not (a and b) else ", the same vocabulary" if a["sha256"] == b["sha256"] else ", another vocabulary"
+        source = " from a data file" if inp["kind"] in DATA_KINDS else ""
+        raise LegonnError(
+            f"{pair}: {producer.directory} is a decoder: it generates {_symbols(out)}, and a decoder can only be "
+            f"the last part of a chain; {consumer.directory} reads {_symbols(inp, note)}{source}"
+        )
     if out["kind"] != inp["kind"]:
         raise LegonnError(f"{pair}: the first outputs {out['kind']}, the second reads {inp['kind']}")
     if out["kind"] == MARGINALS:
@@ -186,13 +203,32 @@ def check_interface(producer: LoadedModule, consumer: LoadedModule) -> None:
         raise LegonnError(f"{pair}: hidden width {out.get('dim')} vs {inp.get('dim')}")
 
 
+def check_start(first: LoadedModule) -> None:
+    """Refuse, in one line, a chain whose first module reads another module's output, not a data dir."""
+    inp = first.meta["input"]
+    if inp["kind"] not in DATA_KINDS:
+        role = "a decoder" if first.meta["output"]["kind"] == TOKENS else f"a '{first.meta['type']}' module"
+        raise LegonnError(
+            f"{first.directory}: cannot start a chain: it is {role} and reads {_symbols(inp)}, the output of "
+            "another module, not a data file, so the chain has nothing to decode; put the module(s) that read "
+            "the data (tokens or features) before it"
+        )
+
+
+def check_parts(loaded: list[LoadedModule]) -> None:
+    """Every interface of a chain of loaded modules, in order, then its first module."""
+    for producer, consumer in zip(loaded, loaded[1:]):
+        check_interface(producer, consumer)
+    if loaded:
+        check_start(loaded[0])
+
+
 def assemble(directories: list[str | os.PathLike]) -> tuple[Chain, list[LoadedModule]]:
     """Load module folders and chain them in order, checking every interface.
 
     A composed folder (``legonn compose``) stands for its parts, in order."""
     loaded = [load_module(d) for d in expand(directories)]
-    for producer, consumer in zip(loaded, loaded[1:]):
-        check_interface(producer, consumer)
+    check_parts(loaded)
     specs = [ModuleSpec(m.name, m.meta["type"], m.meta["conf"], m.target) for m in loaded]
     names = [s.name for s in specs]
     for i, s in enumerate(specs):  # the same module may appear twice (or two teams picked one name)

@@ -44,7 +44,7 @@ import yaml
 
 from legonn.errors import LegonnError
 from legonn.fileio import atomic_dir, write_atomic
-from legonn.modules.artifact import assemble, check_interface, input_spec, load_module
+from legonn.modules.artifact import assemble, check_parts, input_spec, load_module
 from legonn.modules.card import composed_card, stats_text
 from legonn.modules.composed import (
     FORMAT,
@@ -148,10 +148,11 @@ def check_lengths(link: LinkCheck, producer, consumer, max_gap: float) -> None:
 
 def check_chain(loaded: list, max_gap: float = DEFAULT_MAX_LENGTH_GAP) -> list[LinkCheck]:
     """Check every interface in order: refuse (LegonnError, one line) a kind, vocabulary or width
-    mismatch; compare recorded lengths and keep a warning when they differ by more than ``max_gap``."""
+    mismatch, a decoder before the last part and a first part that reads no data; compare recorded
+    lengths and keep a warning when they differ by more than ``max_gap``."""
+    check_parts(loaded)
     links = []
     for i, (producer, consumer) in enumerate(zip(loaded, loaded[1:])):
-        check_interface(producer, consumer)
         out = producer.meta["output"]
         link = LinkCheck(i, producer.name, consumer.name, out["kind"])
         if out["kind"] == MARGINALS:
@@ -342,7 +343,7 @@ def compose(
             if file_sha256(tmp / folder / "model.safetensors") != part["weights_sha256"]:
                 raise LegonnError(f"{src}: model.safetensors changed while it was being copied")
         (tmp / INDEX).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(composed_card(meta, [m.meta for m in loaded], links, names), encoding="utf-8")
+        (tmp / "README.md").write_text(composed_card(meta, loaded, links, names), encoding="utf-8")
         (tmp / FINETUNE).write_text(finetune_config(out, loaded, folders), encoding="utf-8")
     return Composed(out, meta, links)
 

@@ -122,9 +122,11 @@ def export_modules(
             ratio = float((lengths_at[i + 1] / np.maximum(lengths_at[i], 1)).mean())
         if spec.target in lengths.targets:
             stats["target_length"] = length_stats(lengths.targets[spec.target])
+        in_vocab = previous_vocab if getattr(module, "input_vocab_size", None) is not None else None
         if i == 0:
             stats["input"] = input_record
-        in_vocab = previous_vocab if getattr(module, "input_vocab_size", None) is not None else None
+        elif in_vocab is not None:  # marginals over the stream the module before it learnt
+            stats["input_stream"] = model.specs[i - 1].target
         if names is None or spec.name in names:
             written.append(
                 save_module(

@@ -23,6 +23,7 @@ from legonn.data.vocab import Vocabulary
 from legonn.errors import LegonnError
 from legonn.fileio import read_table, save_figure, write_atomic
 from legonn.modules.artifact import assemble, input_spec
+from legonn.modules.card import streams_text
 from legonn.nn.beam_search import beam_search
 from legonn.nn.ctc import BLANK, greedy_decode
 
@@ -201,6 +202,15 @@ def plot_name(utt: str, module: str) -> str:
     return f"{safe(utt)}_{safe(module)}.png"
 
 
+def format_header(names: list[str], loaded: list, input_path: Path) -> str:
+    """The chain at a glance: the data file read, then per module its type, what it reads and writes
+    (stream, data file, example symbols) and its training output/input length ratio."""
+    lines = [f"input: {input_path}"]
+    lines += [f"module {name} ({m.meta['type']}): {streams_text(m.meta, m.input_vocab, m.output_vocab)}"
+              for name, m in zip(names, loaded)]
+    return "\n".join(lines) + "\n\n"
+
+
 def format_report(views: list[UtteranceView], beam: int) -> str:
     """Table IX style: per utterance, the input, each module's greedy CTC output, the decoder's
     hypothesis and the reference, one line each."""
@@ -252,7 +262,8 @@ def run(
     if top < 1:
         raise LegonnError(f"--top must be at least 1, got {top}")
     model, loaded = assemble(modules)
-    dataset = ChainDataset(data_dir, input_spec(loaded, input_file), {}, require_targets=False)
+    spec = input_spec(loaded, input_file)
+    dataset = ChainDataset(data_dir, spec, {}, require_targets=False)
     references = read_table(Path(data_dir) / ref_file) if ref_file else None
     views = inspect_utterances(model, loaded, dataset, select(dataset, utts, first), beam=beam,
                                references=references, **search)
@@ -262,7 +273,7 @@ def run(
             for m in view.modules:
                 if m.log_probs is not None:
                     m.plot = plot_marginals(m, view.utt, out / plot_name(view.utt, m.name), top)
-    report = format_report(views, beam)
+    report = format_header(model.names, loaded, Path(data_dir) / spec.file) + format_report(views, beam)
     if out_dir is not None:
         write_atomic(Path(out_dir) / "report.txt", report)
     return views, report

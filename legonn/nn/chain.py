@@ -19,7 +19,7 @@ import legonn.nn.decoder  # noqa: F401
 import legonn.nn.encoder  # noqa: F401
 from legonn.data.vocab import EOS, PAD, SOS
 from legonn.errors import LegonnError
-from legonn.nn.interface import ModuleOutput
+from legonn.nn.interface import MARGINALS, TOKENS, ModuleOutput
 from legonn.nn.loss import IGNORE
 from legonn.registry import MODULES
 
@@ -110,7 +110,7 @@ class Chain(nn.Module):
     @property
     def decoder(self) -> Optional[nn.Module]:
         last = self.blocks[self.specs[-1].name]
-        return last if getattr(last, "output_kind", None) == "tokens" else None
+        return last if getattr(last, "output_kind", None) == TOKENS else None
 
     @property
     def encoder_names(self) -> list[str]:
@@ -153,12 +153,15 @@ def target_of(targets: dict[str, tuple[torch.Tensor, torch.Tensor]], spec: Modul
 
 
 def check_links(named: list[tuple[str, nn.Module]]) -> None:
-    """Adjacent modules must speak the same kind of interface, of the same size."""
+    """Adjacent modules must speak the same kind of interface, of the same size; a decoder ends a chain."""
     for (name_a, a), (name_b, b) in zip(named, named[1:]):
         out_kind, in_kind = getattr(a, "output_kind", None), getattr(b, "input_kind", None)
+        if out_kind == TOKENS:
+            raise LegonnError(f"cannot chain '{name_a}' -> '{name_b}': '{name_a}' is a decoder (it generates tokens): "
+                              "only the last module of a chain can be one")
         if out_kind != in_kind:
             raise LegonnError(f"cannot chain '{name_a}' -> '{name_b}': '{name_a}' outputs {out_kind}, '{name_b}' reads {in_kind}")
-        if in_kind == "marginals" and a.output_vocab_size != b.input_vocab_size:
+        if in_kind == MARGINALS and a.output_vocab_size != b.input_vocab_size:
             raise LegonnError(
                 f"cannot chain '{name_a}' -> '{name_b}': {a.output_vocab_size} output symbols vs {b.input_vocab_size} input symbols"
             )

@@ -14,7 +14,7 @@ from torch import nn
 
 import legonn.nn.ingestor  # noqa: F401  (registers the ingestors)
 from legonn.data.vocab import PAD
-from legonn.nn.interface import MARGINALS, ModuleOutput
+from legonn.nn.interface import MARGINALS, TOKENS, ModuleOutput
 from legonn.nn.mask import padding_mask
 from legonn.nn.positional import SinusoidalPE
 from legonn.nn.transformer import Cache, TransformerCrossStack
@@ -23,7 +23,7 @@ from legonn.registry import INGESTORS, MODULES
 
 @MODULES.register("lego_decoder")
 class LegoDecoder(nn.Module):
-    output_kind = "tokens"
+    output_kind = TOKENS
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ import math
 import torch
 from torch import nn
 
+from legonn.nn.interface import FEATURES, TOKENS
 from legonn.nn.mask import padding_mask, zero_padding
 from legonn.nn.positional import SinusoidalPE
 from legonn.registry import FRONTENDS
@@ -22,7 +23,7 @@ class Conv2dFrontend(nn.Module):
     border an unpadded one sees: outputs do not depend on what else is in the batch.
     """
 
-    input_kind = "features"
+    input_kind = FEATURES
 
     def __init__(self, input_dim: int, d_model: int, channels: tuple[int, int] = (64, 128), dropout: float = 0.1):
         super().__init__()
@@ -62,7 +63,7 @@ class Conv2dFrontend(nn.Module):
 class TokenEmbedding(nn.Module):
     """Token ids -> scaled embeddings + sinusoidal positions (fairseq's sqrt(d) scaling)."""
 
-    input_kind = "tokens"
+    input_kind = TOKENS
 
     def __init__(self, vocab_size: int, d_model: int, dropout: float = 0.1, padding_idx: int = 0):
         super().__init__()
