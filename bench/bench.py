@@ -280,7 +280,7 @@ def system_info(device: torch.device) -> dict:
 
 def describe(name: str, r: dict) -> str:
     if name == "matmul_peak":
-        return f"{r['gflops']:.1f} GFLOP/s (fp32 {r['n']}^3)"
+        return f"{r['gflops']:.1f} GFLOP/s ({r['dtype']} {r['n']}^3)"
     if "step_seconds" in r:
         s = r["step_seconds"]
         rate = (f"{r['target_tokens_per_second']:.0f} tgt tok/s" if "target_tokens_per_second" in r
