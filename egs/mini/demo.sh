@@ -11,7 +11,7 @@
 # Trainings run in two lanes at once (one torch thread each). Finished stages leave .done
 # markers, so modules trained by an earlier run are reused and a second run only re-scores.
 #
-#   ./demo.sh                  # the demo's experiments of mt1 and asr1 (~30 min)
+#   ./demo.sh                  # the demo's experiments of mt1 and asr1 (~25 min)
 #   ./demo.sh --mode tiny      # the same stages with smoke-test data and configs (minutes)
 #   ./demo.sh --mode full      # every experiment of both recipes' run.sh (many CPU hours)
 #
