@@ -305,6 +305,12 @@ def config_changes(saved: dict, config: dict) -> list[Change]:
     return out
 
 
+def experiment_changes(exp_dir: str | os.PathLike, config: dict) -> list[Change]:
+    """What ``config`` changes in the config.yaml of experiment ``exp_dir`` (nothing for a new one)."""
+    saved = Path(exp_dir) / "config.yaml"
+    return config_changes(load_yaml(saved), config) if saved.is_file() else []
+
+
 def describe_changes(changes: list[Change], limit: int = 3) -> str:
     """The first ``limit`` changes on one line, and how many more there are."""
     text = "; ".join(str(c) for c in changes[:limit])

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from legonn.cli import HelpFormatter
-from legonn.config import config_changes, dump, load_yaml, resolve
+from legonn.config import dump, experiment_changes, resolve
 
 # --check_config's exit status when the config changes more than the EXTENDABLE budgets.
 CHANGED = 3
@@ -35,10 +35,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def check_config(config: dict, exp_dir: Path) -> int:
-    saved = exp_dir / "config.yaml"
-    if not saved.is_file():
-        return 0
-    changes = config_changes(load_yaml(saved), config)
+    changes = experiment_changes(exp_dir, config)
     for change in changes:
         print(change)
     return CHANGED if any(not c.extendable for c in changes) else 0

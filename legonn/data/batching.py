@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -20,22 +20,15 @@ class Batch:
     input_lengths: torch.Tensor
     targets: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "Batch":
+        return Batch(self.utt_ids, fn(self.inputs), fn(self.input_lengths), {k: (fn(t), fn(n)) for k, (t, n) in self.targets.items()})
+
     def to(self, device: torch.device) -> "Batch":
-        return Batch(
-            self.utt_ids,
-            self.inputs.to(device),
-            self.input_lengths.to(device),
-            {k: (t.to(device), n.to(device)) for k, (t, n) in self.targets.items()},
-        )
+        return self._map(lambda t: t.to(device))
 
     def pin_memory(self) -> "Batch":
         """Page-locked copy (the DataLoader calls this with ``pin_memory=True``): faster host-to-GPU copies."""
-        return Batch(
-            self.utt_ids,
-            self.inputs.pin_memory(),
-            self.input_lengths.pin_memory(),
-            {k: (t.pin_memory(), n.pin_memory()) for k, (t, n) in self.targets.items()},
-        )
+        return self._map(torch.Tensor.pin_memory)
 
 
 def pad(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,12 +83,6 @@ def shard(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
     per_rank = math.ceil(len(batches) / world)
     padded = batches + batches[: per_rank * world - len(batches)]
     return padded[rank::world]
-
-
-def iterate(dataset, batches: list[list[int]], start: int = 0) -> Iterator[Batch]:
-    """The batches of a dataset (anything with collate(indices)), from batch ``start`` on."""
-    for indices in batches[start:]:
-        yield dataset.collate(indices)
 
 
 def batch_generator(*key: int) -> torch.Generator:

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import torch
 from tqdm import tqdm
 
-from legonn.data.batching import iterate, make_batches
+from legonn.data.batching import load_batches, make_batches
 from legonn.data.dataset import ChainDataset, StreamSpec
 from legonn.data.vocab import Vocabulary
 from legonn.engine.experiment import data_vocabs, load_trained
@@ -51,7 +51,7 @@ def decode_dataset(
         raise LegonnError("a chain without a decoder needs the vocabulary of its last module")
     batches = make_batches(dataset.input_lengths, dataset.target_lengths, max_tokens, shuffle=False)
     results: dict[str, dict[str, str]] = {}
-    for batch in tqdm(iterate(dataset, batches), total=len(batches), desc="decode", unit="batch"):
+    for batch in tqdm(load_batches(dataset, batches, pin_memory=device.type == "cuda"), total=len(batches), desc="decode", unit="batch"):
         batch = batch.to(device)
         outputs = model.encode(batch.inputs, batch.input_lengths)
         for spec, output in zip(model.specs, outputs):

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-import yaml
 from rapidfuzz.distance import Levenshtein
 from torch import nn
 from tqdm import tqdm
 
-from legonn.config import config_changes, describe_changes, dump
+from legonn.config import describe_changes, dump, experiment_changes
 from legonn.data.batching import Batch, load_batches, make_batches, shard
 from legonn.data.dataset import ChainDataset
 from legonn.engine import distributed
@@ -37,9 +36,6 @@ from legonn.fileio import write_atomic
 from legonn.nn.ctc import greedy_decode
 
 log = logging.getLogger("legonn.train")
-
-# What an experiment directory holds besides config.yaml, for export and decoding without the
-# training data: the config with every vocab:/dim: placeholder filled, and the training lengths.
 
 
 def rng_state() -> dict[str, Any]:
@@ -159,17 +155,16 @@ class Trainer:
     def _check_saved_config(self) -> Path:
         """A re-run must have the experiment's config; only the EXTENDABLE budgets may change."""
         saved = self.exp_dir / "config.yaml"
-        if saved.is_file():
-            changes = config_changes(yaml.safe_load(saved.read_text()), self.config)
-            fixed = [c for c in changes if not c.extendable]
-            if fixed:
-                raise LegonnError(
-                    f"{saved}: this experiment was started with another config ({describe_changes(fixed)}); "
-                    "use a new --exp_dir (only trainer.max_steps, max_epochs and patience may change on resume)"
-                )
-            if changes and self.info.main:
-                log.info("continuing with a new budget: %s", describe_changes(changes))
-                write_atomic(saved, dump(self.config))
+        changes = experiment_changes(self.exp_dir, self.config)
+        fixed = [c for c in changes if not c.extendable]
+        if fixed:
+            raise LegonnError(
+                f"{saved}: this experiment was started with another config ({describe_changes(fixed)}); "
+                "use a new --exp_dir (only trainer.max_steps, max_epochs and patience may change on resume)"
+            )
+        if changes and self.info.main:
+            log.info("continuing with a new budget: %s", describe_changes(changes))
+            write_atomic(saved, dump(self.config))
         return saved
 
     def _resume(self) -> None:

@@ -258,9 +258,7 @@ def compute_features(
                 d, len(skipped), skipped[0], d,
             )
         # the old feats.scp must not point into the new arks, even for a moment
-        for name in ("feats.scp",):
-            if (d / name).exists():
-                (d / name).unlink()
+        (d / "feats.scp").unlink(missing_ok=True)
         for tmp, ark in zip(tmps, arks):
             os.replace(tmp, ark)
         keys = sorted(frames, key=sort_key)
