@@ -31,6 +31,7 @@ from legonn.nn.beam_search import beam_search  # noqa: E402
 from legonn.data.batching import Batch  # noqa: E402
 from legonn.engine.criteria import JointLoss  # noqa: E402
 from legonn.engine.precision import DTYPES, Precision  # noqa: E402
+from legonn.engine.trainer import build_optimizer  # noqa: E402
 from legonn.errors import LegonnError  # noqa: E402
 from legonn.nn.chain import Chain  # noqa: E402
 from legonn.fileio import write_atomic  # noqa: E402
@@ -42,6 +43,7 @@ V = 1000  # every vocabulary: MT source, MT target, LegoNN interface BPE, ASR ou
 SIZE = {"d_model": 256, "heads": 4, "d_ff": 1024, "dropout": 0.1}
 FIRST_ID = 3  # 0 pad/blank, 1 unk, 2 sos/eos
 BEAM = 5
+OPTIM = {"lr": 5e-4, "betas": (0.9, 0.98), "eps": 1e-9, "weight_decay": 0.01}
 
 FULL = dict(matmul_n=2048, matmul_reps=10, warmup=3, steps=10, mt_batch=64, asr_batch=16, asr_frames=400,
             dec_sentences=32, dec_batch_sizes=(8, 16, 32), dec_len=30, dec_reps=3)
@@ -139,7 +141,7 @@ def train(specs: list[dict], x, lengths, targets, cfg, device, timer, peak_gflop
     chain.to(device).train()
     x, lengths = x.to(device), lengths.to(device)
     targets = {k: (ids.to(device), n.to(device)) for k, (ids, n) in targets.items()}
-    opt = torch.optim.AdamW(chain.parameters(), lr=5e-4, betas=(0.9, 0.98), eps=1e-9)
+    opt = build_optimizer(list(chain.parameters()), OPTIM)  # as the trainer makes it
     criterion = JointLoss(chain)  # paper Eq. 9, label smoothing 0.1
     batch = Batch([], x, lengths, targets)
     precision = Precision(cfg["precision"], device)
@@ -165,7 +167,7 @@ def train(specs: list[dict], x, lengths, targets, cfg, device, timer, peak_gflop
     result = {
         "model": specs,
         "parameters": sum(p.numel() for p in chain.parameters()),
-        "optimizer": "AdamW(lr=5e-4, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.01)",
+        "optimizer": "AdamW(lr=5e-4, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.01, fused=True)",
         "label_smoothing": criterion.label_smoothing,
         "precision": cfg["precision"],
         "warmup_steps": cfg["warmup"],

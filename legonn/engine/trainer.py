@@ -94,6 +94,15 @@ def _check_num_workers(value: Any) -> int:
     return value
 
 
+def build_optimizer(params: list[nn.Parameter], oconf: dict[str, Any]) -> torch.optim.AdamW:
+    """AdamW as ``optim`` configures it, as one fused kernel over all parameters (on CPU 6x
+    faster than the per-tensor loop, bench/README.md)."""
+    return torch.optim.AdamW(
+        params, lr=oconf["lr"], betas=tuple(oconf["betas"]), eps=oconf["eps"], weight_decay=oconf["weight_decay"],
+        fused=True,
+    )
+
+
 class Trainer:
     """Training of one experiment directory: set-up (or resumption) in the constructor, then
     ``fit()``. Its seams are methods (train_step, optimizer_step, validate, save_checkpoint,
@@ -132,9 +141,7 @@ class Trainer:
             if not saved.is_file():
                 write_atomic(saved, dump(config))
             record_experiment(exp, self.exp_dir)
-        self.optimizer = torch.optim.AdamW(
-            self.trained, lr=oconf["lr"], betas=tuple(oconf["betas"]), eps=oconf["eps"], weight_decay=oconf["weight_decay"]
-        )
+        self.optimizer = build_optimizer(self.trained, oconf)
         self.scheduler = build_scheduler(self.optimizer, config["scheduler"], oconf["lr"])
         self.keeper = CheckpointKeeper(self.exp_dir / "checkpoints", tconf["keep_best"], tconf["best_metric"], tconf["keep_last"])
         self.accum = max(int(oconf["accum_grad"]), 1)

@@ -44,18 +44,20 @@ class CTCInterface(nn.Module):
         (``skipped``: the trainer reports the count once per validation)."""
         fits = min_ctc_length(targets, target_lengths) <= lengths
         skipped = int((~fits).sum())
-        if not bool(fits.any()):
+        if skipped == len(fits):
             return CTCLoss(log_probs.sum() * 0.0, 0, skipped)
+        # All rows go in (selecting the fitting ones would copy the (B, T, V) tensor): a row that
+        # cannot be aligned has an infinite loss, which zero_infinity turns into 0 and no gradient.
         per_utt = F.ctc_loss(
-            log_probs[fits].transpose(0, 1),
-            targets[fits],
-            lengths[fits],
-            target_lengths[fits],
+            log_probs.transpose(0, 1),
+            targets,
+            lengths,
+            target_lengths,
             blank=BLANK,
             reduction="none",
             zero_infinity=True,
         )
-        return CTCLoss(per_utt.sum(), int(target_lengths[fits].sum()), skipped)
+        return CTCLoss(per_utt.masked_fill(~fits, 0.0).sum(), int(target_lengths[fits].sum()), skipped)
 
 
 def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:

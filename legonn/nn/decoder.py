@@ -14,6 +14,7 @@ from torch import nn
 
 import legonn.nn.ingestor  # noqa: F401  (registers the ingestors)
 from legonn.data.vocab import PAD
+from legonn.nn.dropout import Dropout
 from legonn.nn.interface import MARGINALS, TOKENS, ModuleOutput
 from legonn.nn.mask import padding_mask
 from legonn.nn.positional import SinusoidalPE
@@ -56,7 +57,7 @@ class LegoDecoder(nn.Module):
             self.embed.weight[PAD].zero_()
         self.scale = math.sqrt(d_model)
         self.pe = SinusoidalPE(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.decoder = TransformerCrossStack(d_model, heads, d_ff, layers, dropout, attention_dropout, causal=True)
         self.out_proj = nn.Linear(d_model, vocab_size, bias=False)
         if tie_output:
@@ -77,7 +78,9 @@ class LegoDecoder(nn.Module):
     def states(self, previous: ModuleOutput, prev_tokens: torch.Tensor) -> torch.Tensor:
         """Teacher forcing, the final states (B, U, D) before the output layer (for distillation)."""
         memory, memory_padding = self.ingest(previous)
-        return self.decoder(self._embed(prev_tokens), None, memory, memory_padding)
+        # Causal attention alone keeps real positions from seeing right padding; the mask lets the
+        # stack skip padded positions' work.
+        return self.decoder(self._embed(prev_tokens), prev_tokens.eq(PAD), memory, memory_padding)
 
     def decode(self, prev_tokens: torch.Tensor, memory: torch.Tensor, memory_padding: torch.Tensor) -> torch.Tensor:
         # Causal attention alone keeps real positions from seeing right padding.

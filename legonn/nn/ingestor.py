@@ -12,8 +12,10 @@ import math
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from legonn.nn.dropout import Dropout
 from legonn.nn.interface import HIDDEN, MARGINALS
 from legonn.nn.mask import padding_mask, zero_padding
 from legonn.nn.positional import SinusoidalPE
@@ -33,7 +35,7 @@ class _ContextIngestor(nn.Module):
         self.rf = rf
         self.scale = math.sqrt(d_model)
         self.pe = SinusoidalPE(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.encoder = TransformerEncoder(d_model, heads, d_ff, layers, dropout, attention_dropout) if layers else None
 
     def _contextualise(self, h: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,8 +57,12 @@ class WEmbIngestor(_ContextIngestor):
         nn.init.normal_(self.conv.weight, std=d_model**-0.5)
 
     def forward(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        probs = zero_padding(log_probs.exp(), padding_mask(lengths, log_probs.size(1)))
-        h = self.conv(probs.to(self.conv.weight.dtype).transpose(1, 2)).transpose(1, 2)
+        probs = log_probs.exp()
+        if self.rf == 1:  # P @ W_emb: one matrix product, no transposes; padded rows are never read
+            h = F.linear(probs.to(self.conv.weight.dtype), self.conv.weight.squeeze(-1))
+        else:  # zeros at padding, so the convolution sees the border an unpadded sequence sees
+            probs = zero_padding(probs, padding_mask(lengths, log_probs.size(1)))
+            h = self.conv(probs.to(self.conv.weight.dtype).transpose(1, 2)).transpose(1, 2)
         return self._contextualise(h, lengths)
 
 

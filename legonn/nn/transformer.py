@@ -11,7 +11,37 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from legonn.nn.dropout import Dropout, dropout
+
 Cache = dict[str, torch.Tensor]
+
+
+class Packing:
+    """The real positions of a padded (B, T) batch, so that token-wise work (projections, FFNs,
+    layer norms, dropout) runs on (N, D) real tokens and only attention sees the padded layout.
+    At the bench's MT shapes a third of the padded positions are padding."""
+
+    def __init__(self, padding: torch.Tensor):
+        self.b, self.t = padding.shape
+        self.index = (~padding).flatten().nonzero().squeeze(1)
+
+    @classmethod
+    def of(cls, padding: Optional[torch.Tensor], device: torch.device) -> Optional["Packing"]:
+        """A packing when it pays: on CPU, with padding present. On GPUs these model sizes are
+        bound by kernel launches, not arithmetic, and finding the real positions waits for the
+        device, so there the padded layout stays."""
+        if padding is None or device.type != "cpu" or not bool(padding.any()):
+            return None
+        return cls(padding)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, ...) -> (N, ...) real positions, in batch order."""
+        return x.flatten(0, 1).index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, ...) -> (B, T, ...), zeros at padding."""
+        out = x.new_zeros((self.b * self.t,) + x.shape[1:])
+        return out.index_copy(0, self.index, x).view(self.b, self.t, *x.shape[1:])
 
 
 class MultiHeadAttention(nn.Module):
@@ -37,8 +67,9 @@ class MultiHeadAttention(nn.Module):
         b, t, _ = x.shape
         return x.view(b, t, self.heads, self.d_head).transpose(1, 2)
 
-    def project_memory(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        k, v = self.kv_proj(memory).chunk(2, dim=-1)
+    def project_memory(self, memory: torch.Tensor, packing: Optional[Packing] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        kv = self.kv_proj(memory)
+        k, v = (packing.unpack(kv) if packing is not None else kv).chunk(2, dim=-1)
         return self._split(k), self._split(v)
 
     def forward(
@@ -49,38 +80,66 @@ class MultiHeadAttention(nn.Module):
         causal: bool = False,
         cache: Optional[Cache] = None,
         bias: Optional[torch.Tensor] = None,
+        packing: Optional[Packing] = None,
+        memory_packing: Optional[Packing] = None,
     ) -> torch.Tensor:
-        """x: (B, Tq, D). With ``cache``, x holds only the newest step(s) and keys accumulate.
-        ``bias`` (B, 1, Tq, Tk) is added to the attention logits (e.g. an alignment prior)."""
+        """x: (B, Tq, D), or (N, D) real positions with ``packing`` (and the memory likewise with
+        ``memory_packing``); the output has x's layout. With ``cache``, x holds only the newest
+        step(s) and keys accumulate. ``bias`` (B, 1, Tq, Tk) is added to the attention logits
+        (e.g. an alignment prior)."""
+        unpack = packing.unpack if packing is not None else (lambda t: t)
         if self.cross:
-            q = self._split(self.q_proj(x))
+            q = self._split(unpack(self.q_proj(x)))
             if cache is not None and "k" in cache:
                 k, v = cache["k"], cache["v"]
             else:
-                k, v = self.project_memory(memory)
+                k, v = self.project_memory(memory, memory_packing)
                 if cache is not None:
                     cache["k"], cache["v"] = k, v
         else:
-            q, k, v = (self._split(t) for t in self.qkv_proj(x).chunk(3, dim=-1))
+            q, k, v = (self._split(t) for t in unpack(self.qkv_proj(x)).chunk(3, dim=-1))
             if cache is not None:
                 if "k" in cache:
                     k = torch.cat([cache["k"], k], dim=2)
                     v = torch.cat([cache["v"], v], dim=2)
                 cache["k"], cache["v"] = k, v
-        mask = None
+        blocked = None  # True where a query may not look
         if key_padding is not None:
-            mask = ~key_padding[:, None, None, :]
+            blocked = key_padding[:, None, None, :]
         if causal and q.size(2) > 1:
             tq, tk = q.size(2), k.size(2)
             future = torch.ones(tq, tk, dtype=torch.bool, device=x.device).triu(tk - tq + 1)
-            mask = ~future if mask is None else mask & ~future
+            blocked = future if blocked is None else blocked | future
+        out = attention(q, k, v, blocked, bias, self.dropout if self.training else 0.0)
+        b, _, tq, _ = out.shape
+        out = out.transpose(1, 2).reshape(b, tq, self.heads * self.d_head)
+        return self.out_proj(packing.pack(out) if packing is not None else out)
+
+
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocked: Optional[torch.Tensor],
+    bias: Optional[torch.Tensor] = None, dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v over (B, H, T, d_head), ``blocked`` (broadcast to
+    (B, H, Tq, Tk)) True where a query may not look.
+
+    On CUDA, ``scaled_dot_product_attention`` picks a fused kernel. On CPU its flash kernel's
+    backward pass is slow for the short sequences of speech and text batches (in bf16 about 5x
+    the plain matrix products at 64 x 30 tokens, bench/README.md), so the scores are computed
+    explicitly there; a fully blocked row averages its values instead of turning NaN.
+    """
+    if q.device.type != "cpu":
+        mask = None if blocked is None else ~blocked
         if bias is not None:
             mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-        )
-        b, _, tq, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(b, tq, self.heads * self.d_head))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(q.size(-1) ** -0.5)
+    if bias is not None:
+        scores = scores + bias
+    if blocked is not None:
+        scores = scores.masked_fill(blocked, torch.finfo(scores.dtype).min)
+    probs = dropout(torch.softmax(scores, dim=-1), dropout_p)
+    return torch.matmul(probs.to(v.dtype), v)
 
 
 class FeedForward(nn.Module):
@@ -88,7 +147,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(d_model, d_ff)
         self.fc2 = nn.Linear(d_ff, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.dropout(F.relu(self.fc1(x))))
@@ -103,10 +162,10 @@ class EncoderLayer(nn.Module):
         self.self_attn = MultiHeadAttention(d_model, heads, attention_dropout)
         self.ffn_norm = nn.LayerNorm(d_model)
         self.ffn = FeedForward(d_model, d_ff, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, padding: Optional[torch.Tensor]) -> torch.Tensor:
-        x = x + self.dropout(self.self_attn(self.self_norm(x), key_padding=padding))
+    def forward(self, x: torch.Tensor, padding: Optional[torch.Tensor], packing: Optional[Packing] = None) -> torch.Tensor:
+        x = x + self.dropout(self.self_attn(self.self_norm(x), key_padding=padding, packing=packing))
         return x + self.dropout(self.ffn(self.ffn_norm(x)))
 
 
@@ -121,7 +180,7 @@ class CrossAttentionLayer(nn.Module):
         self.cross_attn = MultiHeadAttention(d_model, heads, attention_dropout, cross=True)
         self.ffn_norm = nn.LayerNorm(d_model)
         self.ffn = FeedForward(d_model, d_ff, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self,
@@ -132,14 +191,18 @@ class CrossAttentionLayer(nn.Module):
         causal: bool = False,
         cache: Optional[dict[str, Cache]] = None,
         memory_bias: Optional[torch.Tensor] = None,
+        packing: Optional[Packing] = None,
+        memory_packing: Optional[Packing] = None,
     ) -> torch.Tensor:
         self_cache = cross_cache = None
         if cache is not None:
             self_cache, cross_cache = cache.setdefault("self", {}), cache.setdefault("cross", {})
-        x = x + self.dropout(self.self_attn(self.self_norm(x), key_padding=padding, causal=causal, cache=self_cache))
+        x = x + self.dropout(
+            self.self_attn(self.self_norm(x), key_padding=padding, causal=causal, cache=self_cache, packing=packing)
+        )
         x = x + self.dropout(
             self.cross_attn(self.cross_norm(x), memory=memory, key_padding=memory_padding, cache=cross_cache,
-                            bias=memory_bias)
+                            bias=memory_bias, packing=packing, memory_packing=memory_packing)
         )
         return x + self.dropout(self.ffn(self.ffn_norm(x)))
 
@@ -155,9 +218,14 @@ class TransformerEncoder(nn.Module):
         self.final_norm = nn.LayerNorm(d_model)
 
     def forward(self, x: torch.Tensor, padding: Optional[torch.Tensor]) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); padded positions come out as zeros when packed."""
+        packing = Packing.of(padding, x.device)
+        if packing is not None:
+            x = packing.pack(x)
         for layer in self.layers:
-            x = layer(x, padding)
-        return self.final_norm(x)
+            x = layer(x, padding, packing)
+        x = self.final_norm(x)
+        return packing.unpack(x) if packing is not None else x
 
 
 class TransformerCrossStack(nn.Module):
@@ -189,10 +257,19 @@ class TransformerCrossStack(nn.Module):
         cache: Optional[list[dict[str, Cache]]] = None,
         memory_bias: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
+        packing = memory_packing = None
+        if cache is None:  # incremental decoding has one real position per row
+            packing, memory_packing = Packing.of(padding, x.device), Packing.of(memory_padding, x.device)
+        if packing is not None:
+            x = packing.pack(x)
+        if memory_packing is not None:
+            memory = memory_packing.pack(memory)
         for i, layer in enumerate(self.layers):
             layer_cache = None if cache is None else cache[i]
-            x = layer(x, padding, memory, memory_padding, causal=self.causal, cache=layer_cache, memory_bias=memory_bias)
-        return self.final_norm(x)
+            x = layer(x, padding, memory, memory_padding, causal=self.causal, cache=layer_cache, memory_bias=memory_bias,
+                      packing=packing, memory_packing=memory_packing)
+        x = self.final_norm(x)
+        return packing.unpack(x) if packing is not None else x
 
     def new_cache(self) -> list[dict[str, Cache]]:
         return [{} for _ in self.layers]

@@ -1,0 +1,120 @@
+"""The CPU fast paths of the transformer stacks compute what the plain ones do: cheap dropout
+masks (legonn/nn/dropout.py), explicit attention instead of the flash kernel, and packed
+token-wise work (transformer.Packing)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from legonn.nn.dropout import Dropout, dropout
+from legonn.nn.mask import padding_mask
+from legonn.nn.transformer import Packing, TransformerCrossStack, TransformerEncoder, attention
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_dropout_rate_scale_and_gradient(p):
+    torch.manual_seed(0)
+    x = torch.ones(200_003, requires_grad=True)  # not a multiple of 4: the last word is cut
+    y = dropout(x, p)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - p) < 0.005
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - p)))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d y / d x is the multiplier itself
+
+
+def test_dropout_follows_the_seed_and_is_off_in_eval():
+    layer = Dropout(0.1)
+    x = torch.randn(4, 7, 33)
+    torch.manual_seed(5)
+    a = layer(x)
+    torch.manual_seed(5)
+    assert torch.equal(a, layer(x))
+    assert not torch.equal(a, layer(x))  # the next draw differs
+    layer.eval()
+    assert layer(x) is x
+    assert isinstance(layer, torch.nn.Dropout) and layer.p == 0.1
+
+
+def test_dropout_masks_are_not_patterned():
+    """Each of the four 16-bit lanes of a 64-bit draw drops at the same rate (a draw limited to
+    63 bits would never drop in the top lane)."""
+    torch.manual_seed(1)
+    y = dropout(torch.ones(400_000), 0.25).view(-1, 4)
+    for lane in (y == 0).float().mean(0).tolist():
+        assert abs(lane - 0.25) < 0.01
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_attention_matches_sdpa(dtype):
+    torch.manual_seed(0)
+    b, h, tq, tk, d = 3, 2, 5, 7, 8
+    q, k, v = (torch.randn(b, h, t, d, dtype=dtype) for t in (tq, tk, tk))
+    key_padding = padding_mask(torch.tensor([7, 4, 1]), tk)[:, None, None, :]
+    bias = torch.randn(b, 1, tq, tk, dtype=dtype)
+    with sdpa_kernel(SDPBackend.MATH):
+        want = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.masked_fill(key_padding, float("-inf")))
+    got = attention(q, k, v, key_padding, bias)
+    tol = 1e-5 if dtype == torch.float32 else 3e-2
+    assert torch.allclose(got.float(), want.float(), atol=tol, rtol=tol)
+
+
+def test_fully_blocked_rows_average_instead_of_nan():
+    q, k, v = torch.randn(1, 1, 2, 4), torch.randn(1, 1, 3, 4), torch.randn(1, 1, 3, 4)
+    out = attention(q, k, v, torch.ones(1, 1, 1, 3, dtype=torch.bool))
+    assert torch.allclose(out, v.mean(2, keepdim=True).expand_as(out), atol=1e-6)
+
+
+def test_packing_round_trip():
+    padding = padding_mask(torch.tensor([3, 1, 2]), 3)
+    packing = Packing(padding)
+    x = torch.arange(9.0).view(3, 3, 1)
+    packed = packing.pack(x)
+    assert packed.flatten().tolist() == [0, 1, 2, 3, 6, 7]
+    assert packing.unpack(packed).flatten().tolist() == [0, 1, 2, 3, 0, 0, 6, 7, 0]
+    assert Packing.of(padding_mask(torch.tensor([3, 3]), 3), torch.device("cpu")) is None  # nothing to skip
+
+
+def _each_alone(stack, xs, memories=None):
+    """Every sequence through the stack on its own: no padding, so no packing."""
+    outs = []
+    for i, x in enumerate(xs):
+        if memories is None:
+            outs.append(stack(x[None], None)[0])
+        else:
+            outs.append(stack(x[None], None, memories[i][None], None)[0])
+    return outs
+
+
+def test_packed_encoder_stack_equals_each_sequence_alone():
+    torch.manual_seed(0)
+    stack = TransformerEncoder(16, 2, 32, 2, dropout=0.0).eval()
+    lengths = torch.tensor([5, 2, 4])
+    xs = [torch.randn(int(n), 16) for n in lengths]
+    batch = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True)
+    out = stack(batch, padding_mask(lengths))
+    for i, alone in enumerate(_each_alone(stack, xs)):
+        assert torch.allclose(out[i, : lengths[i]], alone, atol=1e-5)
+        assert not out[i, lengths[i]:].any()  # padded positions come out as zeros
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_packed_cross_stack_and_its_gradients_equal_each_sequence_alone(causal):
+    torch.manual_seed(0)
+    stack = TransformerCrossStack(16, 2, 32, 2, dropout=0.0, causal=causal).eval()
+    lengths, mem_lengths = torch.tensor([3, 5, 1]), torch.tensor([4, 2, 6])
+    xs = [torch.randn(int(n), 16, requires_grad=True) for n in lengths]
+    mems = [torch.randn(int(n), 16, requires_grad=True) for n in mem_lengths]
+    pad = torch.nn.utils.rnn.pad_sequence
+    out = stack(pad(xs, batch_first=True), padding_mask(lengths), pad(mems, batch_first=True), padding_mask(mem_lengths))
+    weights = torch.randn_like(out)
+    batched = torch.autograd.grad((out * weights).sum(), xs + mems + [stack.layers[0].ffn.fc1.weight])
+    alone = _each_alone(stack, xs, mems)
+    loss = sum((a * weights[i, : len(a)]).sum() for i, a in enumerate(alone))
+    single = torch.autograd.grad(loss, xs + mems + [stack.layers[0].ffn.fc1.weight])
+    for i, a in enumerate(alone):
+        assert torch.allclose(out[i, : lengths[i]], a, atol=1e-5)
+    for g_batched, g_single in zip(batched, single):
+        assert torch.allclose(g_batched, g_single, atol=1e-4)
