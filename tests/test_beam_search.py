@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fixtures import joint_loss
+import legonn.nn.beam_search as beam_search_module
 from legonn.nn.beam_search import Hypothesis, beam_search, greedy_search, output_limits
 from legonn.nn.chain import Chain
 from legonn.data.vocab import EOS, PAD, SOS, UNK
@@ -306,8 +307,11 @@ class ScriptedDecoder:
         rows = prev_tokens.tolist()
         return torch.stack([torch.stack([self._logits(r[1 : t + 1]) for t in range(len(r))]) for r in rows])
 
-    def new_cache(self):
+    def new_cache(self, max_len=0):
         return [{}]
+
+    def reorder_cache(self, cache, rows, memory_rows=None):
+        cache[0]["self"]["k"] = cache[0]["self"]["k"].index_select(0, rows)
 
     def step(self, last_tokens, memory, memory_padding, cache):
         part = cache[0].setdefault("self", {})
@@ -382,3 +386,18 @@ def test_arguments_are_checked_and_empty_batches_work():
         beam_search(dec, memory, None, source_lengths=[1, 2])
     assert beam_search(dec, torch.zeros(0, 2, 4), None) == []
     assert greedy_search(dec, torch.zeros(0, 2, 4), None) == []
+
+
+@BOTH
+def test_search_looking_every_few_steps_equals_looking_every_step(models, kind, monkeypatch):
+    """The GPU schedule (finished sentences kept with -inf scores, <eos> extensions collected
+    later), run on CPU: the same hypotheses as leaving the batch at once."""
+    m = models[kind]
+    kw = dict(beam=3, nbest=3, max_len_a=0.0, max_len_b=9)
+    every_step = beam_search(m.decoder, m.memory, m.padding, **kw)
+    assert any(len(h.tokens) < 9 for hyps in every_step for h in hyps)  # hypotheses finish between looks
+    monkeypatch.setattr(beam_search_module, "_sync_every", lambda device: 4)
+    every_fourth = beam_search(m.decoder, m.memory, m.padding, **kw)
+    for a, b in zip(every_step, every_fourth):
+        assert [h.tokens for h in a] == [h.tokens for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)

@@ -19,8 +19,10 @@ Semantics follow fairseq's ``SequenceGenerator``:
   hypotheses or reaches its length limit; finished sentences leave the batch. (As in fairseq,
   with a length penalty this early stop can miss a longer, better normalised hypothesis.)
 
-Decoders provide ``step`` (incremental, key/value cache), ``decode`` (full teacher-forced pass)
-and ``new_cache``, as ``legonn.nn.decoder.LegoDecoder`` does. Put the decoder in eval mode first.
+Decoders provide ``step`` (incremental, key/value cache), ``decode`` (full teacher-forced pass),
+``new_cache(max_len)`` and ``reorder_cache(cache, rows, memory_rows)`` (in place; ``memory_rows``,
+None when unchanged, are the memory rows that stay), as ``legonn.nn.decoder.LegoDecoder`` does.
+Put the decoder in eval mode first.
 CTC best-path decoding is ``legonn.nn.ctc.greedy_decode``.
 """
 from __future__ import annotations
@@ -32,9 +34,13 @@ from typing import Optional, Sequence, Union
 import torch
 
 from legonn.data.vocab import EOS, PAD, SOS
-from legonn.nn.transformer import reorder_cache
 
 MAX_LEN_CAP = 1024  # hard limit on output tokens, whatever max_len_a / max_len_b say
+GPU_SYNC_EVERY = 8  # steps between the host's looks at a search on a GPU
+
+
+def _sync_every(device: torch.device) -> int:
+    return 1 if device.type == "cpu" else GPU_SYNC_EVERY
 NEG_INF = float("-inf")
 
 Lengths = Union[torch.Tensor, Sequence[int], None]
@@ -83,33 +89,37 @@ def _next_log_probs(
 
 
 def _constrain(
-    lprobs: torch.Tensor, step: int, limit: torch.Tensor, min_len: int, suppress_eos: bool
+    lprobs: torch.Tensor, step: int, limit: torch.Tensor, first_limit: int, min_len: int, suppress_eos: bool
 ) -> torch.Tensor:
-    """Apply the vocabulary rules in place; ``limit`` (rows,) is each row's length limit."""
-    eos_lp = lprobs[:, EOS].clone()
+    """Apply the vocabulary rules; ``limit`` (rows,) is each row's length limit, ``first_limit``
+    the smallest of them (before it no row needs looking at)."""
+    eos_lp = lprobs[:, EOS].clone() if step >= first_limit else None
     lprobs[:, PAD] = NEG_INF
     if step < min_len or suppress_eos:
         lprobs[:, EOS] = NEG_INF
-    at_limit = limit <= step
-    if bool(at_limit.any()):  # only <eos> is left; it wins over min_len and suppress_eos
-        lprobs[at_limit] = NEG_INF
-        lprobs[at_limit, EOS] = eos_lp[at_limit]
+    if eos_lp is not None:  # rows at their limit: only <eos> is left; it wins over min_len and suppress_eos
+        only_eos = torch.full_like(lprobs, NEG_INF)
+        only_eos[:, EOS] = eos_lp
+        lprobs = torch.where((limit <= step).unsqueeze(1), only_eos, lprobs)
     return lprobs
 
 
-def _reorder_cache(cache: list[dict], order: torch.Tensor, kept_rows: Optional[torch.Tensor]) -> list[dict]:
-    """Follow the surviving hypotheses: rows ``order`` of the self-attention keys/values.
-
-    Cross-attention keys/values depend on the memory alone, identical for all beams of a
-    sentence, so reordering beams leaves them be; they follow only sentences leaving the batch
-    (``kept_rows``). This skips copying (B * beam, heads, K, d) tensors at every step.
-    """
-    self_parts = reorder_cache([{p: t for p, t in layer.items() if p != "cross"} for layer in cache], order)
-    for new, old in zip(self_parts, cache):
-        if "cross" in old:
-            cross = old["cross"]
-            new["cross"] = cross if kept_rows is None else {name: t.index_select(0, kept_rows) for name, t in cross.items()}
-    return self_parts
+def _collect_finished(finished: list[list[Hypothesis]], pending: list[tuple], beam: int, length_penalty: float) -> None:
+    """Turn the recorded <eos> extensions into hypotheses, in step order and, within a step, each
+    sentence's best first; a sentence takes at most ``beam``."""
+    for step, to_finish, cand_beam, cand_scores, cand_lp, tokens, token_lps, sent in pending:
+        which = to_finish.nonzero()[:, 0]
+        if which.numel() == 0:
+            continue
+        src = which * beam + cand_beam[to_finish]
+        prefixes = tokens.index_select(0, src)[:, 1:].tolist()
+        prefix_lps = token_lps.index_select(0, src).tolist()
+        totals, last = cand_scores[to_finish].tolist(), cand_lp[to_finish].tolist()
+        norm = float(step + 1) ** length_penalty
+        for owner, toks, lps, total, eos_lp in zip(sent.index_select(0, which).tolist(), prefixes, prefix_lps, totals, last):
+            if len(finished[owner]) < beam:
+                finished[owner].append(Hypothesis(toks, total / norm, total, lps + [eos_lp]))
+    pending.clear()
 
 
 def _check_decoder(decoder) -> None:
@@ -150,12 +160,18 @@ def beam_search(
     limit = output_limits(memory, memory_padding, source_lengths, max_len_a, max_len_b, max_len_cap)
     finished: list[list[Hypothesis]] = [[] for _ in range(bsz)]
 
-    sent = torch.arange(bsz, device=device)  # original index of each sentence still searching
+    # On CPU, looking at device values costs nothing: finished sentences leave the batch at once.
+    # On GPUs every look waits for the device, so the loop runs ``GPU_SYNC_EVERY`` steps
+    # unobserved: finished sentences stay in the batch with -inf scores (they can then extend
+    # and finish nothing) and <eos> extensions are recorded, to be collected at the next look.
+    sync_every = _sync_every(device)
+    sent = torch.arange(bsz, device=device)  # original index of each sentence in the batch
     rows = sent.repeat_interleave(k)
     memory = memory.index_select(0, rows)
     if memory_padding is not None:
         memory_padding = memory_padding.index_select(0, rows)
-    cache = decoder.new_cache() if use_cache else None
+    steps, first_limit = int(limit.max()) + 1, int(limit.min())
+    cache = decoder.new_cache(steps) if use_cache else None
     tokens = torch.full((bsz * k, 1), SOS, dtype=torch.long, device=device)
     token_lps = torch.zeros(bsz * k, 0, device=device)  # log-probability of each token so far
     scores = torch.zeros(bsz, k, device=device)
@@ -163,11 +179,12 @@ def beam_search(
     counts = torch.zeros(bsz, dtype=torch.long, device=device)  # finished hypotheses per sentence
     beam_range = torch.arange(k, device=device)
     slot_range = torch.arange(2 * k, device=device)
+    pending: list[tuple] = []  # <eos> extensions not yet collected into `finished`
 
-    for step in range(int(limit.max()) + 1):
+    for step in range(steps):
         n = sent.numel()
         lprobs = _next_log_probs(decoder, tokens, memory, memory_padding, cache)
-        lprobs = _constrain(lprobs, step, limit.repeat_interleave(k), min_len, suppress_eos)
+        lprobs = _constrain(lprobs, step, limit.repeat_interleave(k), first_limit, min_len, suppress_eos)
         vocab = lprobs.size(1)
         flat = (scores.view(-1, 1) + lprobs).view(n, k * vocab)
         cand_scores, cand_idx = flat.topk(2 * k, dim=1)  # (n, 2k), best first
@@ -176,20 +193,11 @@ def beam_search(
         cand_lp = lprobs.view(n, k * vocab).gather(1, cand_idx)
         cand_is_eos = cand_tok == EOS
 
-        # Finish the <eos> extensions ranked within the first `beam` candidates.
-        to_finish = cand_is_eos[:, :k] & torch.isfinite(cand_scores[:, :k])
-        if bool(to_finish.any()):
-            which = to_finish.nonzero()[:, 0]  # row-major: each sentence's best first
-            src = which * k + cand_beam[:, :k][to_finish]
-            prefixes = tokens.index_select(0, src)[:, 1:].tolist()
-            prefix_lps = token_lps.index_select(0, src).tolist()
-            totals, last = cand_scores[:, :k][to_finish].tolist(), cand_lp[:, :k][to_finish].tolist()
-            owners = sent.index_select(0, which).tolist()
-            norm = float(step + 1) ** length_penalty
-            for owner, toks, lps, total, eos_lp in zip(owners, prefixes, prefix_lps, totals, last):
-                if len(finished[owner]) < k:
-                    finished[owner].append(Hypothesis(toks, total / norm, total, lps + [eos_lp]))
-            counts = torch.tensor([len(finished[s]) for s in sent.tolist()], device=device)
+        # The <eos> extensions ranked within the first `beam` candidates finish.
+        if step >= first_limit or not (step < min_len or suppress_eos):
+            to_finish = cand_is_eos[:, :k] & torch.isfinite(cand_scores[:, :k])
+            counts = counts + to_finish.sum(1)  # may pass `beam`: only `beam` are collected
+            pending.append((step, to_finish, cand_beam[:, :k], cand_scores[:, :k], cand_lp[:, :k], tokens, token_lps, sent))
 
         # The first `beam` non-<eos> candidates live on (there are at least `beam` of the 2 * beam).
         rank = cand_is_eos.long() * (2 * k) + slot_range
@@ -198,25 +206,30 @@ def beam_search(
         new_tok = cand_tok.gather(1, keep_slot)
         new_scores = cand_scores.gather(1, keep_slot)
         new_lp = cand_lp.gather(1, keep_slot)
-
         done = (counts >= k) | (limit <= step) | ~torch.isfinite(new_scores).any(1)
-        if bool(done.all()):
-            break
-        keep = (~done).nonzero().squeeze(1)
-        src_rows = (keep * k).unsqueeze(1) + new_beam.index_select(0, keep)  # (n', k) rows of this step
-        src_rows = src_rows.view(-1)
-        tokens = torch.cat([tokens.index_select(0, src_rows), new_tok.index_select(0, keep).view(-1, 1)], dim=1)
-        token_lps = torch.cat([token_lps.index_select(0, src_rows), new_lp.index_select(0, keep).view(-1, 1)], dim=1)
-        scores = new_scores.index_select(0, keep)
+
+        kept = torch.arange(n, device=device)
         kept_rows = None
-        if keep.numel() < n:
-            kept_rows = ((keep * k).unsqueeze(1) + beam_range).view(-1)
-            memory = memory.index_select(0, kept_rows)
-            if memory_padding is not None:
-                memory_padding = memory_padding.index_select(0, kept_rows)
-            sent, limit, counts = sent.index_select(0, keep), limit.index_select(0, keep), counts.index_select(0, keep)
+        if step == steps - 1 or (step + 1) % sync_every == 0:
+            _collect_finished(finished, pending, k, length_penalty)
+            if bool(done.all()):
+                break
+            keep = (~done).nonzero().squeeze(1)
+            if keep.numel() < n:
+                kept, kept_rows = keep, ((keep * k).unsqueeze(1) + beam_range).view(-1)
+                new_beam, new_tok, new_scores, new_lp = (t.index_select(0, keep) for t in (new_beam, new_tok, new_scores, new_lp))
+                memory = memory.index_select(0, kept_rows)
+                if memory_padding is not None:
+                    memory_padding = memory_padding.index_select(0, kept_rows)
+                sent, limit, counts = sent.index_select(0, keep), limit.index_select(0, keep), counts.index_select(0, keep)
+        else:
+            new_scores = new_scores.masked_fill(done.unsqueeze(1), NEG_INF)
+        src_rows = ((kept * k).unsqueeze(1) + new_beam).view(-1)  # the row each new hypothesis extends
+        tokens = torch.cat([tokens.index_select(0, src_rows), new_tok.view(-1, 1)], dim=1)
+        token_lps = torch.cat([token_lps.index_select(0, src_rows), new_lp.view(-1, 1)], dim=1)
+        scores = new_scores
         if cache is not None:
-            cache = _reorder_cache(cache, src_rows, kept_rows)
+            decoder.reorder_cache(cache, src_rows, kept_rows)
 
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 
@@ -244,15 +257,17 @@ def greedy_search(
     if bsz == 0:
         return []
     limit = output_limits(memory, memory_padding, source_lengths, max_len_a, max_len_b, max_len_cap)
-    cache = decoder.new_cache() if use_cache else None
+    steps, first_limit = int(limit.max()) + 1, int(limit.min())
+    cache = decoder.new_cache(steps) if use_cache else None
     tokens = torch.full((bsz, 1), SOS, dtype=torch.long, device=device)
     token_lps = torch.zeros(bsz, 0, device=device)
     total = torch.zeros(bsz, device=device)  # summed in float32 step by step, as beam_search does
     done = torch.zeros(bsz, dtype=torch.bool, device=device)
     out_len = limit.clone()  # tokens before <eos>
 
-    for step in range(int(limit.max()) + 1):
-        lprobs = _constrain(_next_log_probs(decoder, tokens, memory, memory_padding, cache), step, limit, min_len, suppress_eos)
+    for step in range(steps):
+        lprobs = _next_log_probs(decoder, tokens, memory, memory_padding, cache)
+        lprobs = _constrain(lprobs, step, limit, first_limit, min_len, suppress_eos)
         best_lp, best_tok = lprobs.max(dim=1)
         best_tok = best_tok.masked_fill(done, PAD)  # finished rows only carry padding
         best_lp = best_lp.masked_fill(done, 0.0)

@@ -7,7 +7,7 @@ The decoder cross-attends to what its ingestor made of the previous module's out
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -18,7 +18,7 @@ from legonn.nn.dropout import Dropout
 from legonn.nn.interface import MARGINALS, TOKENS, ModuleOutput
 from legonn.nn.mask import padding_mask
 from legonn.nn.positional import SinusoidalPE
-from legonn.nn.transformer import Cache, TransformerCrossStack
+from legonn.nn.transformer import TransformerCrossStack, reorder_cache
 from legonn.registry import INGESTORS, MODULES
 
 
@@ -87,14 +87,18 @@ class LegoDecoder(nn.Module):
         h = self.decoder(self._embed(prev_tokens), None, memory, memory_padding)
         return self.out_proj(h)
 
-    def new_cache(self) -> list[dict[str, Cache]]:
-        return self.decoder.new_cache()
+    def new_cache(self, max_len: int = 0) -> list[dict]:
+        """An empty cache for ``step``, sized for ``max_len`` steps when given (it grows past it)."""
+        return self.decoder.new_cache(max_len)
+
+    def reorder_cache(self, cache: list[dict], rows: torch.Tensor, memory_rows: Optional[torch.Tensor] = None) -> None:
+        """Keep the cache's rows ``rows`` in place; the memory's keys/values follow ``memory_rows``."""
+        reorder_cache(cache, rows, memory_rows)
 
     def step(
-        self, last_tokens: torch.Tensor, memory: torch.Tensor, memory_padding: torch.Tensor, cache: list[dict[str, Cache]]
+        self, last_tokens: torch.Tensor, memory: torch.Tensor, memory_padding: torch.Tensor, cache: list[dict]
     ) -> torch.Tensor:
         """One incremental step: last_tokens (B,) -> next-token logits (B, V); ``cache`` is updated."""
-        first = cache[0].get("self", {}).get("k")
-        offset = 0 if first is None else first.size(2)
+        offset = cache[0]["self"].length
         h = self.decoder(self._embed(last_tokens.unsqueeze(1), offset), None, memory, memory_padding, cache=cache)
         return self.out_proj(h[:, -1])

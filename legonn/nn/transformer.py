@@ -5,7 +5,7 @@ Masks follow one convention: ``*_padding`` tensors are (B, T) bool with True at 
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,61 @@ from torch import nn
 from legonn.nn.dropout import Dropout, dropout
 
 Cache = dict[str, torch.Tensor]
+
+
+class KVCache:
+    """Self-attention keys/values of the steps decoded so far, for incremental decoding.
+
+    They live in (rows, heads, capacity, d_head) buffers that each step writes into in place:
+    concatenating instead copies the whole prefix into a fresh tensor at every step, and at
+    decoding sizes those allocations (over glibc's mmap threshold) cost more than the attention.
+    ``reorder`` copies the filled prefix into a second buffer pair and swaps, so beam search
+    allocates nothing per step either. Without ``capacity`` the buffers double when full.
+    """
+
+    def __init__(self, capacity: int = 0):
+        self.capacity, self.length, self.rows = capacity, 0, 0
+        self._buffers: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+        self._spare: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+
+    @property
+    def k(self) -> torch.Tensor:
+        return self._buffers[0][: self.rows, :, : self.length]
+
+    @property
+    def v(self) -> torch.Tensor:
+        return self._buffers[1][: self.rows, :, : self.length]
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add the newest steps' k, v (rows, heads, t, d_head); returns all keys and values so far."""
+        end = self.length + k.size(2)
+        if self._buffers is None or end > self._buffers[0].size(2):
+            self._grow(k, max(end, self.capacity, 2 * self.length))
+        self.rows = k.size(0)
+        for buffer, new in zip(self._buffers, (k, v)):
+            buffer[: self.rows, :, self.length : end] = new
+        self.length = end
+        return self.k, self.v
+
+    def _grow(self, like: torch.Tensor, capacity: int) -> None:
+        shape = (max(like.size(0), self.rows), like.size(1), capacity, like.size(3))
+        old, self._spare = self._buffers, None
+        self._buffers = (like.new_empty(shape), like.new_empty(shape))
+        if old is not None:
+            for buffer, previous in zip(self._buffers, old):
+                buffer[: self.rows, :, : self.length] = previous[: self.rows, :, : self.length]
+
+    def reorder(self, order: torch.Tensor) -> None:
+        """Keep rows ``order`` (any rows, repeats allowed, at most as many as the buffers hold)."""
+        if self._buffers is None:
+            return
+        rows = order.numel()
+        if self._spare is None or rows > self._spare[0].size(0):
+            self._spare = tuple(b.new_empty((rows,) + b.shape[1:]) for b in self._buffers)
+        for buffer, spare in zip(self._buffers, self._spare):
+            torch.index_select(buffer[: self.rows, :, : self.length], 0, order, out=spare[:rows, :, : self.length])
+        self._buffers, self._spare = self._spare, self._buffers
+        self.rows = rows
 
 
 class Packing:
@@ -78,14 +133,14 @@ class MultiHeadAttention(nn.Module):
         memory: Optional[torch.Tensor] = None,
         key_padding: Optional[torch.Tensor] = None,
         causal: bool = False,
-        cache: Optional[Cache] = None,
+        cache: Union[Cache, KVCache, None] = None,
         bias: Optional[torch.Tensor] = None,
         packing: Optional[Packing] = None,
         memory_packing: Optional[Packing] = None,
     ) -> torch.Tensor:
         """x: (B, Tq, D), or (N, D) real positions with ``packing`` (and the memory likewise with
-        ``memory_packing``); the output has x's layout. With ``cache``, x holds only the newest
-        step(s) and keys accumulate. ``bias`` (B, 1, Tq, Tk) is added to the attention logits
+        ``memory_packing``); the output has x's layout. With ``cache`` (a ``KVCache`` for
+        self-attention, a dict for the memory's projections), x holds only the newest step(s). ``bias`` (B, 1, Tq, Tk) is added to the attention logits
         (e.g. an alignment prior)."""
         unpack = packing.unpack if packing is not None else (lambda t: t)
         if self.cross:
@@ -94,15 +149,12 @@ class MultiHeadAttention(nn.Module):
                 k, v = cache["k"], cache["v"]
             else:
                 k, v = self.project_memory(memory, memory_packing)
-                if cache is not None:
-                    cache["k"], cache["v"] = k, v
+                if cache is not None:  # contiguous once, rather than copied by every step's matmul
+                    k, v = cache["k"], cache["v"] = k.contiguous(), v.contiguous()
         else:
             q, k, v = (self._split(t) for t in unpack(self.qkv_proj(x)).chunk(3, dim=-1))
             if cache is not None:
-                if "k" in cache:
-                    k = torch.cat([cache["k"], k], dim=2)
-                    v = torch.cat([cache["v"], v], dim=2)
-                cache["k"], cache["v"] = k, v
+                k, v = cache.append(k, v)
         blocked = None  # True where a query may not look
         if key_padding is not None:
             blocked = key_padding[:, None, None, :]
@@ -189,14 +241,15 @@ class CrossAttentionLayer(nn.Module):
         memory: torch.Tensor,
         memory_padding: Optional[torch.Tensor],
         causal: bool = False,
-        cache: Optional[dict[str, Cache]] = None,
+        cache: Optional[dict] = None,
         memory_bias: Optional[torch.Tensor] = None,
         packing: Optional[Packing] = None,
         memory_packing: Optional[Packing] = None,
     ) -> torch.Tensor:
+        """``cache``: one entry of ``TransformerCrossStack.new_cache``."""
         self_cache = cross_cache = None
         if cache is not None:
-            self_cache, cross_cache = cache.setdefault("self", {}), cache.setdefault("cross", {})
+            self_cache, cross_cache = cache["self"], cache["cross"]
         x = x + self.dropout(
             self.self_attn(self.self_norm(x), key_padding=padding, causal=causal, cache=self_cache, packing=packing)
         )
@@ -254,7 +307,7 @@ class TransformerCrossStack(nn.Module):
         padding: Optional[torch.Tensor],
         memory: torch.Tensor,
         memory_padding: Optional[torch.Tensor],
-        cache: Optional[list[dict[str, Cache]]] = None,
+        cache: Optional[list[dict]] = None,
         memory_bias: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         packing = memory_packing = None
@@ -271,13 +324,18 @@ class TransformerCrossStack(nn.Module):
         x = self.final_norm(x)
         return packing.unpack(x) if packing is not None else x
 
-    def new_cache(self) -> list[dict[str, Cache]]:
-        return [{} for _ in self.layers]
+    def new_cache(self, max_len: int = 0) -> list[dict]:
+        """Per layer: the self-attention ``KVCache`` (sized for ``max_len`` steps when given) and
+        the cross-attention keys/values of the memory."""
+        return [{"self": KVCache(max_len), "cross": {}} for _ in self.layers]
 
 
-def reorder_cache(cache: list[dict[str, Cache]], order: torch.Tensor) -> list[dict[str, Cache]]:
-    """Select batch rows of every cached key/value (beam search keeps the surviving hypotheses)."""
-    return [
-        {part: {name: t.index_select(0, order) for name, t in tensors.items()} for part, tensors in layer.items()}
-        for layer in cache
-    ]
+def reorder_cache(cache: list[dict], order: torch.Tensor, memory_rows: Optional[torch.Tensor] = None) -> None:
+    """Keep batch rows ``order`` of every layer's self-attention cache, in place (beam search
+    follows the surviving hypotheses). The cross-attention keys/values depend on the memory
+    alone: they follow ``memory_rows`` when given and stay as they are otherwise (all beams of a
+    sentence share them, so reordering beams need not copy them)."""
+    for layer in cache:
+        layer["self"].reorder(order)
+        if memory_rows is not None and layer["cross"]:
+            layer["cross"] = {name: t.index_select(0, memory_rows) for name, t in layer["cross"].items()}
