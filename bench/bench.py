@@ -158,6 +158,7 @@ def train(specs: list[dict], x, lengths, targets, cfg, device, timer, peak_gflop
     with FlopCounterMode(display=False, custom_mapping=ATTENTION_FLOPS) as counter:
         step()  # also the first warm-up step
     flops = counter.get_total_flops()
+    real = real_flops(chain, criterion, precision, x, lengths, targets)
     for _ in range(cfg["warmup"] - 1):
         step()
     runs = [timer(step) for _ in range(cfg["steps"])]
@@ -176,10 +177,28 @@ def train(specs: list[dict], x, lengths, targets, cfg, device, timer, peak_gflop
         "flops_per_step": flops,
         "achieved_gflops": flops / med / 1e9,
         "mfu": flops / med / (peak_gflops * 1e9),
+        "real_flops_per_step": real,
+        "real_token_utilisation": real / med / (peak_gflops * 1e9),
         "loss": loss.total.item(),
         "ctc_skipped_utterances": sum(t.skipped for t in loss.terms.values()),
     }
     return result
+
+
+def real_flops(chain: Chain, criterion: JointLoss, precision: Precision, x, lengths, targets) -> int:
+    """FLOPs of the step's work on real tokens: every example's forward and backward pass on its
+    own, without padding, summed (the padded batch's count less what padding costs)."""
+    total = 0
+    for i in range(x.size(0)):
+        xi, li = x[i : i + 1, : int(lengths[i])], lengths[i : i + 1]
+        ti = {k: (ids[i : i + 1, : int(n[i])], n[i : i + 1]) for k, (ids, n) in targets.items()}
+        with FlopCounterMode(display=False, custom_mapping=ATTENTION_FLOPS) as counter:
+            with precision.autocast():
+                out = chain(xi, li, ti)
+            criterion(Batch([], xi, li, ti), out).total.backward()
+        total += counter.get_total_flops()
+    chain.zero_grad(set_to_none=True)
+    return total
 
 
 def mt_train(kind: str, cfg, device, timer, peak_gflops) -> dict:
@@ -287,7 +306,8 @@ def describe(name: str, r: dict) -> str:
         s = r["step_seconds"]
         rate = (f"{r['target_tokens_per_second']:.0f} tgt tok/s" if "target_tokens_per_second" in r
                 else f"{r['frames_per_second']:.0f} frames/s")
-        return f"{s['median']:.3f} s/step [{s['min']:.3f}-{s['max']:.3f}], {rate}, MFU {100 * r['mfu']:.1f}%"
+        return (f"{s['median']:.3f} s/step [{s['min']:.3f}-{s['max']:.3f}], {rate}, MFU {100 * r['mfu']:.1f}%, "
+                f"real-token utilisation {100 * r['real_token_utilisation']:.1f}%")
     return (f"{r['batch_1_sentences_per_second']:.2f} sent/s at batch 1, "
             f"{r['best_sentences_per_second']:.2f} sent/s at batch {r['best_batch_size']}")
 

@@ -64,8 +64,11 @@ def test_quick_run_reports_every_workload(tmp_path):
         s = r["step_seconds"]
         assert all(positive(s[k]) for k in ("median", "min", "max")), name
         assert s["min"] <= s["median"] <= s["max"]
-        for key in ("flops_per_step", "achieved_gflops", "mfu", "loss", "parameters"):
+        for key in ("flops_per_step", "achieved_gflops", "mfu", "loss", "parameters", "real_flops_per_step",
+                    "real_token_utilisation"):
             assert positive(r[key]), (name, key)
+        # Examples one by one never do more than the (packed) batch: padding only adds work.
+        assert r["real_flops_per_step"] <= r["flops_per_step"], name
         assert isinstance(r["model"], list) and len(r["model"]) == 2
     assert positive(w["mt_train_baseline"]["target_tokens_per_second"])
     assert positive(w["mt_train_legonn"]["target_tokens_per_second"])

@@ -1,14 +1,16 @@
-"""The CPU fast paths of the transformer stacks compute what the plain ones do: cheap dropout
-masks (legonn/nn/dropout.py), explicit attention instead of the flash kernel, and packed
-token-wise work (transformer.Packing)."""
+"""The CPU fast paths compute what the plain ones do: cheap dropout masks (legonn/nn/dropout.py),
+explicit attention instead of the flash kernel, packed token-wise work (transformer.Packing) and
+the channels-last speech front-end."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_model, save_model
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from legonn.nn.dropout import Dropout, dropout
+from legonn.nn.frontend import Conv2dFrontend
 from legonn.nn.mask import padding_mask
 from legonn.nn.transformer import Packing, TransformerCrossStack, TransformerEncoder, attention
 
@@ -118,3 +120,21 @@ def test_packed_cross_stack_and_its_gradients_equal_each_sequence_alone(causal):
         assert torch.allclose(out[i, : lengths[i]], a, atol=1e-5)
     for g_batched, g_single in zip(batched, single):
         assert torch.allclose(g_batched, g_single, atol=1e-4)
+
+
+def test_conv2d_frontend_channels_last_equals_the_plain_computation_and_saves_dense(tmp_path):
+    torch.manual_seed(0)
+    frontend = Conv2dFrontend(16, 32, dropout=0.0).eval()
+    assert frontend.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    x, lengths = torch.randn(2, 12, 16), torch.tensor([12, 12])
+    h = x.unsqueeze(1)
+    for conv in (frontend.conv1, frontend.conv2):  # the textbook order and layout
+        h = F.max_pool2d(torch.relu(F.conv2d(h, conv.weight.contiguous(), conv.bias, padding=1)), 2)
+    want = frontend.proj(h.transpose(1, 2).flatten(2)) + frontend.pe(h.size(2))
+    got, out_lengths = frontend(x, lengths)
+    assert out_lengths.tolist() == [3, 3] and torch.allclose(got, want, atol=1e-5)
+    assert all(t.is_contiguous() for t in frontend.state_dict().values())
+    save_model(frontend, str(tmp_path / "model.safetensors"))  # refuses non-dense tensors
+    copy = Conv2dFrontend(16, 32, dropout=0.0).eval()
+    load_model(copy, str(tmp_path / "model.safetensors"))
+    assert torch.equal(copy(x, lengths)[0], got)
