@@ -28,7 +28,7 @@ command -v "$PYTHON" >/dev/null || fail "$PYTHON not found (set PYTHON=...)"
 
 want=$({ cat setup.sh; echo "torch==$TORCH_VERSION espnet==$ESPNET_VERSION torchaudio==$TORCHAUDIO_VERSION"; } | sha256sum | cut -d' ' -f1)
 if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
-    echo "peer setup: $VENV is up to date"
+    echo "peer setup: bench/peer/$VENV is up to date"
     exit 0
 fi
 
