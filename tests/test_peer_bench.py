@@ -123,3 +123,9 @@ def test_espnet_bench_refuses_to_run_without_espnet(modules, capsys):
     with pytest.raises(SystemExit) as exc:
         espnet_bench.main(["--quick"])
     assert exc.value.code == 2 and "bench/peer/setup.sh" in capsys.readouterr().err
+
+
+def test_busy_machine_is_flagged(modules):
+    run = modules[2]
+    busy = {**LEGONN, "system": {**LEGONN["system"], "load_average_1min_at_start": 2.5}}
+    assert "busy" not in run.ratio_table(LEGONN, ESPNET) and "busy" in run.ratio_table(busy, ESPNET)

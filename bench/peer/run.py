@@ -89,6 +89,9 @@ def ratio_table(legonn: dict, espnet: dict) -> str:
     ]
     for measure, unit, base, lego, esp in rows(legonn, espnet):
         lines.append(f"| {measure} ({unit}) | {fig(base)} | {fig(lego)} | {fig(esp)} | {ratio(base, esp)} | {ratio(lego, esp)} |")
+    if ls["load_average_1min_at_start"] >= 1:  # the espnet start's figure includes legonn's own run just before
+        lines += ["", "**The machine was busy** (load average ≥ 1 before legonn's run): medians are noisy, see the "
+                  "min–max spreads in the JSON; rerun on an idle machine before reading much into a ratio."]
     if decodes:
         tried = ", ".join(k for k in next(iter(decodes.values()))["batch_sizes"] if k != "1")
         lines += ["", "legonn's best batch size (of " + tried + "): "

@@ -74,7 +74,7 @@ rm -f "$ta_dir"/lib/*.so
 got=$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')
 [[ "$got" == "$TORCH_VERSION" ]] || fail "expected torch $TORCH_VERSION in $VENV, found $got"
 # The modules espnet_bench.py uses (espnet2.tasks.* would also try to fetch NLTK data at import).
-"$PY" -c 'import espnet2.mt.espnet_model, espnet2.asr.espnet_model, espnet.nets.batch_beam_search' 2>/dev/null \
+"$PY" -c 'import espnet2.mt.espnet_model, espnet2.asr.espnet_model, espnet.nets.batch_beam_search' >/dev/null 2>&1 \
     || fail "espnet2 does not import in $VENV (try: $PY -c 'import espnet2.asr.espnet_model')"
 
 echo "$want" > "$STAMP"
