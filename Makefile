@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # Recipes and demos find the venv's `python` and `legonn` first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help install extras test test-all demo bench clean
+.PHONY: help install extras test test-all demo bench bench-peer clean
 
 help:
 	@echo "make install   create/refresh $(VENV) (CPU torch + legonn editable; no-op when up to date)"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-all  all tests, slow ones included"
 	@echo "make demo      the mini-corpus demo"
 	@echo "make bench     benchmarks"
+	@echo "make bench-peer  the benchmarks beside ESPnet2's on the same work (builds bench/peer/.venv; BENCH_PEER_ARGS=...)"
 	@echo "make extras    optional system tools (espeak-ng flite festival sox; needs root)"
 	@echo "make clean     remove $(VENV) and caches"
 
@@ -43,6 +44,11 @@ bench: install
 	else \
 		echo "make bench: not yet available (bench/bench.py does not exist yet)"; \
 	fi
+
+# e.g. make bench-peer BENCH_PEER_ARGS="--threads 2 --precision bf16"
+BENCH_PEER_ARGS ?=
+bench-peer: install
+	$(PY) bench/peer/run.py $(BENCH_PEER_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 from legonn.nn.beam_search import beam_search  # noqa: E402
 from legonn.data.batching import Batch  # noqa: E402
@@ -35,29 +36,10 @@ from legonn.engine.trainer import build_optimizer  # noqa: E402
 from legonn.errors import LegonnError  # noqa: E402
 from legonn.nn.chain import Chain  # noqa: E402
 from legonn.fileio import write_atomic  # noqa: E402
-from legonn.data.vocab import PAD  # noqa: E402
+from shapes import (ATTENTION_FLOPS, BEAM, DEC_LAYERS, ENC_LAYERS, FEAT_DIM, FULL, OPTIM, QUICK, SEED, SIZE, V,  # noqa: E402
+                    asr_train_data, mt_decode_data, mt_train_data)
 
 WORKLOADS = ("matmul_peak", "mt_train_baseline", "mt_train_legonn", "mt_decode_baseline", "mt_decode_legonn", "asr_train")
-SEED = 1234
-V = 1000  # every vocabulary: MT source, MT target, LegoNN interface BPE, ASR output
-SIZE = {"d_model": 256, "heads": 4, "d_ff": 1024, "dropout": 0.1}
-FIRST_ID = 3  # 0 pad/blank, 1 unk, 2 sos/eos
-BEAM = 5
-OPTIM = {"lr": 5e-4, "betas": (0.9, 0.98), "eps": 1e-9, "weight_decay": 0.01}
-
-FULL = dict(matmul_n=2048, matmul_reps=10, warmup=3, steps=10, mt_batch=64, asr_batch=16, asr_frames=400,
-            dec_sentences=32, dec_batch_sizes=(8, 16, 32), dec_len=30, dec_reps=3)
-QUICK = dict(matmul_n=256, matmul_reps=2, warmup=1, steps=1, mt_batch=2, asr_batch=1, asr_frames=100,
-             dec_sentences=2, dec_batch_sizes=(2,), dec_len=3, dec_reps=1)
-
-# PyTorch's flop counter has no formula for the CPU flash-attention kernels that
-# scaled_dot_product_attention runs on CPU; count them as it counts the CUDA ones (dense, masks ignored).
-ATTENTION_FLOPS = {
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: lambda q, k, v, *a, **kw: sdpa_flop_count(q, k, v),
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward:
-        lambda g, q, k, v, *a, **kw: sdpa_backward_flop_count(g, q, k, v),
-}
-
 
 # ----------------------------------------------------------------------------------- models
 
@@ -65,14 +47,14 @@ def mt_specs(kind: str) -> list[dict]:
     embed = {"type": "embedding", "vocab_size": V}
     if kind == "baseline":
         return [
-            {"name": "enc", "type": "transformer_encoder", "conf": {"input": embed, **SIZE, "layers": 6}},
-            {"name": "dec", "type": "transformer_decoder", "target": "tgt", "conf": {"vocab_size": V, **SIZE, "layers": 3}},
+            {"name": "enc", "type": "transformer_encoder", "conf": {"input": embed, **SIZE, "layers": ENC_LAYERS}},
+            {"name": "dec", "type": "transformer_decoder", "target": "tgt", "conf": {"vocab_size": V, **SIZE, "layers": DEC_LAYERS}},
         ]
     return [  # LegoNN WEmb: CTC over a 1000-symbol target-BPE interface, weight 1
         {"name": "enc", "type": "lego_encoder", "target": "tgt", "loss_weight": 1.0,
-         "conf": {"input": embed, **SIZE, "layers": 6, "olc": {"factor": 2, "max_len": 128, "layers": 1}, "ctc_vocab_size": V}},
+         "conf": {"input": embed, **SIZE, "layers": ENC_LAYERS, "olc": {"factor": 2, "max_len": 128, "layers": 1}, "ctc_vocab_size": V}},
         {"name": "dec", "type": "lego_decoder", "target": "tgt",
-         "conf": {"vocab_size": V, "ingestor": {"type": "wemb", "vocab_size": V, "layers": 1}, **SIZE, "layers": 3}},
+         "conf": {"vocab_size": V, "ingestor": {"type": "wemb", "vocab_size": V, "layers": 1}, **SIZE, "layers": DEC_LAYERS}},
     ]
 
 
@@ -83,25 +65,15 @@ LEGONN_NOTE = ("layer counts as the baseline (6 encoder + 3 decoder transformer 
 def asr_specs() -> list[dict]:
     return [  # hybrid CTC/attention: CTC weight 0.3 on the encoder, 0.7 on the decoder
         {"name": "enc", "type": "transformer_encoder", "target": "text", "loss_weight": 0.3,
-         "conf": {"input": {"type": "conv2d", "input_dim": 80}, **SIZE, "layers": 6, "ctc_vocab_size": V}},
+         "conf": {"input": {"type": "conv2d", "input_dim": FEAT_DIM}, **SIZE, "layers": ENC_LAYERS, "ctc_vocab_size": V}},
         {"name": "dec", "type": "transformer_decoder", "target": "text", "loss_weight": 0.7,
-         "conf": {"vocab_size": V, **SIZE, "layers": 3}},
+         "conf": {"vocab_size": V, **SIZE, "layers": DEC_LAYERS}},
     ]
 
 
 def build(specs: list[dict]) -> Chain:
     torch.manual_seed(SEED)
     return Chain.from_specs(specs)
-
-
-# ------------------------------------------------------------------------------------- data
-
-def random_tokens(g: torch.Generator, n: int, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n sequences of ids in [3, V), lengths uniform in [lo, hi], padded with 0."""
-    lengths = torch.randint(lo, hi + 1, (n,), generator=g)
-    ids = torch.randint(FIRST_ID, V, (n, int(lengths.max())), generator=g)
-    ids[torch.arange(ids.size(1)) >= lengths[:, None]] = PAD
-    return ids, lengths
 
 
 # ---------------------------------------------------------------------------------- timing
@@ -202,9 +174,7 @@ def real_flops(chain: Chain, criterion: JointLoss, precision: Precision, x, leng
 
 
 def mt_train(kind: str, cfg, device, timer, peak_gflops) -> dict:
-    g = torch.Generator().manual_seed(SEED)
-    src, src_len = random_tokens(g, cfg["mt_batch"], 10, 30)
-    tgt, tgt_len = random_tokens(g, cfg["mt_batch"], 10, 30)
+    src, src_len, tgt, tgt_len = mt_train_data(cfg)
     r = train(mt_specs(kind), src, src_len, {"tgt": (tgt, tgt_len)}, cfg, device, timer, peak_gflops)
     tokens = int(tgt_len.sum())
     r.update(batch={"sentences": cfg["mt_batch"], "source_tokens": int(src_len.sum()), "target_tokens": tokens,
@@ -216,13 +186,10 @@ def mt_train(kind: str, cfg, device, timer, peak_gflops) -> dict:
 
 
 def asr_train(cfg, device, timer, peak_gflops) -> dict:
-    g = torch.Generator().manual_seed(SEED)
     b, t = cfg["asr_batch"], cfg["asr_frames"]
-    feats = torch.randn(b, t, 80, generator=g)
-    lengths = torch.full((b,), t, dtype=torch.long)
-    text, text_len = random_tokens(g, b, 20, 30)
+    feats, lengths, text, text_len = asr_train_data(cfg)
     r = train(asr_specs(), feats, lengths, {"text": (text, text_len)}, cfg, device, timer, peak_gflops)
-    r.update(batch={"utterances": b, "frames": b * t, "feature_dim": 80, "target_tokens": int(text_len.sum()),
+    r.update(batch={"utterances": b, "frames": b * t, "feature_dim": FEAT_DIM, "target_tokens": int(text_len.sum()),
                     "subsampling": 4},
              frames_per_second=b * t / r["step_seconds"]["median"])
     return r
@@ -231,9 +198,7 @@ def asr_train(cfg, device, timer, peak_gflops) -> dict:
 def mt_decode(kind: str, cfg, device, timer) -> dict:
     chain = build(mt_specs(kind))
     chain.to(device).eval()
-    g = torch.Generator().manual_seed(SEED + 1)
-    src, src_len = random_tokens(g, cfg["dec_sentences"], 10, 30)
-    order = torch.argsort(src_len, descending=True)  # batches of similar lengths, as toolkits do
+    src, src_len, order = mt_decode_data(cfg)
     out_len = cfg["dec_len"]
 
     def decode_all(batch_size: int, sentences: int):
