@@ -37,15 +37,16 @@ from legonn.data.vocab import EOS, PAD, SOS
 
 MAX_LEN_CAP = 1024  # hard limit on output tokens, whatever max_len_a / max_len_b say
 GPU_SYNC_EVERY = 8  # steps between the host's looks at a search on a GPU
-
-
-def _sync_every(device: torch.device) -> int:
-    return 1 if device.type == "cpu" else GPU_SYNC_EVERY
 NEG_INF = float("-inf")
 
 Lengths = Union[torch.Tensor, Sequence[int], None]
 
 __all__ = ["Hypothesis", "beam_search", "greedy_search", "output_limits"]
+
+
+def _sync_every(device: torch.device) -> int:
+    """On CPU a look costs nothing; on a GPU each one waits for the device."""
+    return 1 if device.type == "cpu" else GPU_SYNC_EVERY
 
 
 @dataclass
