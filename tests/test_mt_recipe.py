@@ -9,10 +9,12 @@ decoded, scored and tabulated. The committed corpus is unpacked by test_data_sh_
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -152,7 +154,7 @@ def test_mt_recipe_end_to_end(recipe_tree: Path):
 @pytest.mark.parametrize("conf", sorted(p.name for p in (RECIPE / "conf").glob("train_*.yaml")))
 def test_recipe_configs_build_and_run(conf):
     """The real configs resolve, build and run a forward pass; a LegoNN encoder's OLC sets the
-    interface length the way its config says (x2 over the source pieces, capped)."""
+    interface length the way its config says (ceil(factor x source pieces), capped)."""
     import torch
 
     from legonn.config import resolve
@@ -168,5 +170,7 @@ def test_recipe_configs_build_and_run(conf):
     encoder = model.blocks["encoder"]
     olc = getattr(encoder, "olc", None)
     if olc is not None:
-        assert outputs[0].lengths.tolist() == [min(60, olc.max_len), min(34, olc.max_len)]
-        assert outputs[0].log_probs.shape[:2] == (2, 60)
+        factor = Fraction(str(config["model"][0]["conf"]["olc"]["factor"]))
+        want = [min(math.ceil(factor * n), olc.max_len) for n in (30, 17)]
+        assert outputs[0].lengths.tolist() == want
+        assert outputs[0].log_probs.shape[:2] == (2, want[0])
