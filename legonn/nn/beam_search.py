@@ -19,9 +19,11 @@ Semantics follow fairseq's ``SequenceGenerator``:
   hypotheses or reaches its length limit; finished sentences leave the batch. (As in fairseq,
   with a length penalty this early stop can miss a longer, better normalised hypothesis.)
 
-Decoders provide ``step`` (incremental, key/value cache), ``decode`` (full teacher-forced pass),
-``new_cache(max_len)`` and ``reorder_cache(cache, rows, memory_rows)`` (in place; ``memory_rows``,
-None when unchanged, are the memory rows that stay), as ``legonn.nn.decoder.LegoDecoder`` does.
+Decoders provide ``step`` (incremental, key/value cache; ``memory`` has one row per sentence,
+the tokens ``beam`` consecutive rows per sentence), ``decode`` (full teacher-forced pass, one
+memory row per token row), ``new_cache(max_len)`` and ``reorder_cache(cache, rows, memory_rows)``
+(in place; ``memory_rows``, None when unchanged, are the memory rows, i.e. sentences, that
+stay), as ``legonn.nn.decoder.LegoDecoder`` does.
 Put the decoder in eval mode first.
 CTC best-path decoding is ``legonn.nn.ctc.greedy_decode``.
 """
@@ -166,11 +168,9 @@ def beam_search(
     # unobserved: finished sentences stay in the batch with -inf scores (they can then extend
     # and finish nothing) and <eos> extensions are recorded, to be collected at the next look.
     sync_every = _sync_every(device)
+    # The memory keeps one row per sentence: the cached decoder reads it for all `beam` rows of
+    # the sentence at once; a decoder without a cache gets it repeated per beam.
     sent = torch.arange(bsz, device=device)  # original index of each sentence in the batch
-    rows = sent.repeat_interleave(k)
-    memory = memory.index_select(0, rows)
-    if memory_padding is not None:
-        memory_padding = memory_padding.index_select(0, rows)
     steps, first_limit = int(limit.max()) + 1, int(limit.min())
     cache = decoder.new_cache(steps) if use_cache else None
     tokens = torch.full((bsz * k, 1), SOS, dtype=torch.long, device=device)
@@ -178,13 +178,16 @@ def beam_search(
     scores = torch.zeros(bsz, k, device=device)
     scores[:, 1:] = NEG_INF  # all beams start identical: expand only the first one
     counts = torch.zeros(bsz, dtype=torch.long, device=device)  # finished hypotheses per sentence
-    beam_range = torch.arange(k, device=device)
     slot_range = torch.arange(2 * k, device=device)
     pending: list[tuple] = []  # <eos> extensions not yet collected into `finished`
 
     for step in range(steps):
         n = sent.numel()
-        lprobs = _next_log_probs(decoder, tokens, memory, memory_padding, cache)
+        if cache is not None:
+            lprobs = _next_log_probs(decoder, tokens, memory, memory_padding, cache)
+        else:
+            padding = None if memory_padding is None else memory_padding.repeat_interleave(k, 0)
+            lprobs = _next_log_probs(decoder, tokens, memory.repeat_interleave(k, 0), padding, None)
         lprobs = _constrain(lprobs, step, limit.repeat_interleave(k), first_limit, min_len, suppress_eos)
         vocab = lprobs.size(1)
         flat = (scores.view(-1, 1) + lprobs).view(n, k * vocab)
@@ -210,18 +213,18 @@ def beam_search(
         done = (counts >= k) | (limit <= step) | ~torch.isfinite(new_scores).any(1)
 
         kept = torch.arange(n, device=device)
-        kept_rows = None
+        kept_memory = None
         if step == steps - 1 or (step + 1) % sync_every == 0:
             _collect_finished(finished, pending, k, length_penalty)
             if bool(done.all()):
                 break
             keep = (~done).nonzero().squeeze(1)
             if keep.numel() < n:
-                kept, kept_rows = keep, ((keep * k).unsqueeze(1) + beam_range).view(-1)
+                kept = kept_memory = keep
                 new_beam, new_tok, new_scores, new_lp = (t.index_select(0, keep) for t in (new_beam, new_tok, new_scores, new_lp))
-                memory = memory.index_select(0, kept_rows)
+                memory = memory.index_select(0, keep)
                 if memory_padding is not None:
-                    memory_padding = memory_padding.index_select(0, kept_rows)
+                    memory_padding = memory_padding.index_select(0, keep)
                 sent, limit, counts = sent.index_select(0, keep), limit.index_select(0, keep), counts.index_select(0, keep)
         else:
             new_scores = new_scores.masked_fill(done.unsqueeze(1), NEG_INF)
@@ -230,7 +233,7 @@ def beam_search(
         token_lps = torch.cat([token_lps.index_select(0, src_rows), new_lp.view(-1, 1)], dim=1)
         scores = new_scores
         if cache is not None:
-            decoder.reorder_cache(cache, src_rows, kept_rows)
+            decoder.reorder_cache(cache, src_rows, kept_memory)
 
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 

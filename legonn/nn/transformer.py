@@ -155,6 +155,11 @@ class MultiHeadAttention(nn.Module):
             q, k, v = (self._split(t) for t in unpack(self.qkv_proj(x)).chunk(3, dim=-1))
             if cache is not None:
                 k, v = cache.append(k, v)
+        # Incremental beam search keeps one memory row per sentence and `group` beams' queries
+        # for it: the beams become one sentence's query positions (one product instead of `group`).
+        rows, group = q.size(0), q.size(0) // k.size(0)
+        if group > 1:
+            q = q.reshape(k.size(0), group, self.heads, self.d_head).transpose(1, 2)
         blocked = None  # True where a query may not look
         if key_padding is not None:
             blocked = key_padding[:, None, None, :]
@@ -163,8 +168,8 @@ class MultiHeadAttention(nn.Module):
             future = torch.ones(tq, tk, dtype=torch.bool, device=x.device).triu(tk - tq + 1)
             blocked = future if blocked is None else blocked | future
         out = attention(q, k, v, blocked, bias, self.dropout if self.training else 0.0)
-        b, _, tq, _ = out.shape
-        out = out.transpose(1, 2).reshape(b, tq, self.heads * self.d_head)
+        tq = out.size(2) // group
+        out = out.transpose(1, 2).reshape(rows, tq, self.heads * self.d_head)
         return self.out_proj(packing.pack(out) if packing is not None else out)
 
 
