@@ -12,7 +12,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from legonn.nn.dropout import Dropout, dropout
 from legonn.nn.frontend import Conv2dFrontend
 from legonn.nn.mask import padding_mask
-from legonn.nn.transformer import Packing, TransformerCrossStack, TransformerEncoder, attention
+from legonn.nn.transformer import MultiHeadAttention, Packing, TransformerCrossStack, TransformerEncoder, attention
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3])
@@ -138,3 +138,15 @@ def test_conv2d_frontend_channels_last_equals_the_plain_computation_and_saves_de
     copy = Conv2dFrontend(16, 32, dropout=0.0).eval()
     load_model(copy, str(tmp_path / "model.safetensors"))
     assert torch.equal(copy(x, lengths)[0], got)
+
+
+def test_beams_share_one_memory_row_per_sentence():
+    """Incremental cross-attention with one memory row per sentence serving its beams equals the
+    memory repeated for every beam."""
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(16, 2, cross=True).eval()
+    memory, padding = torch.randn(2, 5, 16), padding_mask(torch.tensor([5, 3]), 5)
+    x = torch.randn(6, 1, 16)  # 2 sentences x 3 beams, one new step each
+    shared = layer(x, memory=memory, key_padding=padding, cache={})
+    repeated = layer(x, memory=memory.repeat_interleave(3, 0), key_padding=padding.repeat_interleave(3, 0), cache={})
+    assert torch.allclose(shared, repeated, atol=1e-6)

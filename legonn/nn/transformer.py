@@ -140,8 +140,9 @@ class MultiHeadAttention(nn.Module):
     ) -> torch.Tensor:
         """x: (B, Tq, D), or (N, D) real positions with ``packing`` (and the memory likewise with
         ``memory_packing``); the output has x's layout. With ``cache`` (a ``KVCache`` for
-        self-attention, a dict for the memory's projections), x holds only the newest step(s). ``bias`` (B, 1, Tq, Tk) is added to the attention logits
-        (e.g. an alignment prior)."""
+        self-attention, a dict for the memory's projections), x holds only the newest step(s),
+        and a memory of B / g rows serves g consecutive rows of x each (beam search's beams).
+        ``bias`` (B, 1, Tq, Tk) is added to the attention logits (e.g. an alignment prior)."""
         unpack = packing.unpack if packing is not None else (lambda t: t)
         if self.cross:
             q = self._split(unpack(self.q_proj(x)))
@@ -157,7 +158,8 @@ class MultiHeadAttention(nn.Module):
                 k, v = cache.append(k, v)
         # Incremental beam search keeps one memory row per sentence and `group` beams' queries
         # for it: the beams become one sentence's query positions (one product instead of `group`).
-        rows, group = q.size(0), q.size(0) // k.size(0)
+        rows = q.size(0)
+        group = rows // k.size(0) if rows > k.size(0) else 1
         if group > 1:
             q = q.reshape(k.size(0), group, self.heads, self.d_head).transpose(1, 2)
         blocked = None  # True where a query may not look
