@@ -5,7 +5,7 @@ Masks follow one convention: ``*_padding`` tensors are (B, T) bool with True at 
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -277,12 +277,13 @@ class TransformerEncoder(nn.Module):
         )
         self.final_norm = nn.LayerNorm(d_model)
 
-    def forward(self, x: torch.Tensor, padding: Optional[torch.Tensor]) -> torch.Tensor:
-        """(B, T, D) -> (B, T, D); padded positions come out as zeros when packed."""
+    def forward(self, x: torch.Tensor, padding: Optional[torch.Tensor], layers: Optional[Sequence[nn.Module]] = None) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); padded positions come out as zeros when packed. ``layers``
+        replaces the stack's own layers (an assembly of modular layers, legonn/nn/modular.py)."""
         packing = Packing.of(padding, x.device)
         if packing is not None:
             x = packing.pack(x)
-        for layer in self.layers:
+        for layer in self.layers if layers is None else layers:
             x = layer(x, padding, packing)
         x = self.final_norm(x)
         return packing.unpack(x) if packing is not None else x
@@ -316,7 +317,9 @@ class TransformerCrossStack(nn.Module):
         memory_padding: Optional[torch.Tensor],
         cache: Optional[list[dict]] = None,
         memory_bias: Optional[torch.Tensor] = None,
+        layers: Optional[Sequence[nn.Module]] = None,
     ) -> torch.Tensor:
+        """``layers`` replaces the stack's own layers, as in ``TransformerEncoder.forward``."""
         packing = memory_packing = None
         if cache is None:  # incremental decoding has one real position per row
             packing, memory_packing = Packing.of(padding, x.device), Packing.of(memory_padding, x.device)
@@ -324,7 +327,7 @@ class TransformerCrossStack(nn.Module):
             x = packing.pack(x)
         if memory_packing is not None:
             memory = memory_packing.pack(memory)
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.layers if layers is None else layers):
             layer_cache = None if cache is None else cache[i]
             x = layer(x, padding, memory, memory_padding, causal=self.causal, cache=layer_cache, memory_bias=memory_bias,
                       packing=packing, memory_packing=memory_packing)
