@@ -7,7 +7,9 @@ import torch
 
 from legonn.errors import LegonnError
 from legonn.nn.mask import padding_mask
-from legonn.nn.modular import Block, assemble, blocks, depth_for_ratio, depths, modular_layers, plans
+from legonn.nn.modular import (
+    Block, assemble, blocks, depth_for_ratio, depths, modular_layers, plans, replacement_probability, sample_plan,
+)
 from legonn.nn.transformer import TransformerCrossStack, TransformerEncoder
 
 
@@ -81,3 +83,20 @@ def test_the_all_teacher_assembly_is_the_teacher_and_others_differ():
         assert torch.equal(run(assemble(keep_all, stack.layers, modular)), run(None))
         shallow = run(assemble((Block(0, 4),), stack.layers, modular))
         assert shallow.shape == run(None).shape and not torch.allclose(shallow, run(None))
+
+
+def test_sampled_plans_follow_p_and_the_generator():
+    g = torch.Generator().manual_seed(0)
+    assert sample_plan(6, [2, 3], 0.0, g) == tuple(Block(i, 1) for i in range(6))
+    for _ in range(20):  # p = 1: a block wherever one fits, so no teacher layer at an even start
+        plan = sample_plan(6, [2, 3], 1.0, g)
+        assert all(b.size > 1 for b in plan) and sum(b.size for b in plan) == 6
+    draws = [sample_plan(6, [2, 3, 6], 0.5, torch.Generator().manual_seed(7)) for _ in range(2)]
+    assert draws[0] == draws[1]  # the same generator state, the same assembly
+    seen = {sample_plan(6, [2, 3, 6], 0.5, g) for _ in range(300)}
+    assert len(seen) > 10 and all(plan in plans(6, [2, 3, 6]) for plan in seen)
+
+
+def test_replacement_curriculum():
+    assert [replacement_probability(t, 0.3, 0.1) for t in (0, 3, 7, 100)] == pytest.approx([0.3, 0.6, 1.0, 1.0])
+    assert replacement_probability(0, -0.5, 0.0) == 0.0

@@ -10,6 +10,10 @@ distillation) and assembled afterwards to meet a budget. legonn's design decisio
 * **Assemblies** are tilings of [0, N) by such blocks and by single teacher layers (a block of
   size 1 is the teacher's own layer, kept). Depth = number of blocks; compression ratio of a
   stack = N / depth.
+* **Multi-grained replacing.** Each training step draws one assembly per stack
+  (``sample_plan``): walking up the stack, at each layer a block starts with probability p (the
+  curriculum's current value), its granularity uniform among those aligned there; otherwise the
+  teacher's layer is kept. p = 0 is the teacher, p = 1 uses no teacher layer where a block fits.
 * **Architecture and initialisation.** A modular layer has the teacher layer's shape (so every
   assembly of the same depth has the same size) and starts as a copy of the first teacher layer
   of its block (as BERT-of-Theseus's successors start from the predecessor's first layers).
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
+import torch
 from torch import nn
 
 from legonn.errors import LegonnError
@@ -89,6 +94,25 @@ def depth_for_ratio(n_layers: int, granularities: Iterable[int], ratio: float) -
         raise LegonnError(f"compression {ratio}x is not reachable for {n_layers} layers with granularities "
                           f"{list(check_granularities(n_layers, granularities))}: possible {shown}")
     return best
+
+
+def sample_plan(n_layers: int, granularities: Iterable[int], p: float, generator: torch.Generator) -> Plan:
+    """One training step's assembly, drawn from ``generator`` (its state is what a resumed run
+    restores)."""
+    grans, plan, start = check_granularities(n_layers, granularities), [], 0
+    while start < n_layers:
+        fitting = [g for g in grans if start % g == 0 and start + g <= n_layers]
+        size = 1
+        if fitting and float(torch.rand((), generator=generator)) < p:
+            size = fitting[int(torch.randint(len(fitting), (), generator=generator))]
+        plan.append(Block(start, size))
+        start += size
+    return tuple(plan)
+
+
+def replacement_probability(step: int, start: float, slope: float) -> float:
+    """The curriculum p_t = min(1, start + slope * t) (BERT-of-Theseus's linear schedule)."""
+    return min(1.0, max(0.0, start + slope * step))
 
 
 def modular_layers(teacher_layers: nn.ModuleList, granularities: Iterable[int]) -> nn.ModuleDict:
