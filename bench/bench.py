@@ -10,11 +10,8 @@ atomically to --out), a short summary on stderr. Weights are random: the work is
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,7 +34,7 @@ from legonn.errors import LegonnError  # noqa: E402
 from legonn.nn.chain import Chain  # noqa: E402
 from legonn.fileio import write_atomic  # noqa: E402
 from shapes import (ATTENTION_FLOPS, BEAM, DEC_LAYERS, ENC_LAYERS, FEAT_DIM, FULL, OPTIM, QUICK, SEED, SIZE, V,  # noqa: E402
-                    asr_train_data, mt_decode_data, mt_train_data)
+                    asr_train_data, host_info, mt_decode_data, mt_train_data, summary)
 
 WORKLOADS = ("matmul_peak", "mt_train_baseline", "mt_train_legonn", "mt_decode_baseline", "mt_decode_legonn", "asr_train")
 
@@ -91,10 +88,6 @@ class Timer:
         if self.cuda:
             torch.cuda.synchronize()
         return time.perf_counter() - t0, out
-
-
-def summary(seconds: list[float]) -> dict:
-    return {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds)}
 
 
 def matmul_peak(cfg: dict, device: torch.device, timer: Timer) -> dict:
@@ -242,21 +235,9 @@ def git(*args: str) -> str | None:
 
 
 def system_info(device: torch.device) -> dict:
-    cpu = None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
-    except OSError:
-        pass
     status = git("status", "--porcelain")
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        **host_info(),
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "git_commit": git("rev-parse", "HEAD"),

@@ -1,9 +1,15 @@
 """The bench shapes: sizes, optimiser settings and random data shared by bench/bench.py (legonn)
-and bench/peer/espnet_bench.py (ESPnet2), so that both time the same work on the same tensors.
+and bench/peer/espnet_bench.py (ESPnet2), so that both time the same work on the same tensors,
+and the parts of the report both write the same way (timing summaries, the host).
 
 torch only, no legonn import: the peer's environment (bench/peer/.venv) has no legonn.
 """
 from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
 
 import torch
 from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
@@ -64,3 +70,26 @@ def mt_decode_data(cfg: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     g = torch.Generator().manual_seed(SEED + 1)
     src, src_len = random_tokens(g, cfg["dec_sentences"], *MT_LENGTHS)
     return src, src_len, torch.argsort(src_len, descending=True)
+
+
+def summary(seconds: list[float]) -> dict:
+    return {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds)}
+
+
+def host_info() -> dict:
+    """When and where a report was measured: date, versions, threads, CPU and its load."""
+    cpu = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        pass
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "load_average_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shapes import (ASR_CTC_WEIGHT, ATTENTION_FLOPS, BEAM, DEC_LAYERS, ENC_LAYERS, FEAT_DIM, FULL, LABEL_SMOOTHING,  # noqa: E402
-                    OPTIM, QUICK, SEED, SIZE, V, asr_train_data, mt_decode_data, mt_train_data)
+                    OPTIM, QUICK, SEED, SIZE, V, asr_train_data, host_info, mt_decode_data, mt_train_data, summary)
 
 WORKLOADS = ("mt_train_baseline", "asr_train", "mt_decode_baseline")  # named as their bench.py counterparts
 LEGONN_EOS = 2  # legonn's <sos/eos> id; random ids never hold it
@@ -102,10 +100,6 @@ def asr_model():
 
 
 # ---------------------------------------------------------------------------------- timing
-
-def summary(seconds: list[float]) -> dict:
-    return {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds)}
-
 
 def timed(fn):
     t0 = time.perf_counter()
@@ -221,23 +215,7 @@ def mt_decode(cfg: dict) -> dict:
 # ----------------------------------------------------------------------------------- report
 
 def system_info() -> dict:
-    cpu = None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
-    except OSError:
-        pass
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "espnet": version("espnet"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "load_average_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "device": "cpu",
-    }
+    return {**host_info(), "espnet": version("espnet"), "device": "cpu"}
 
 
 def describe(r: dict) -> str:
