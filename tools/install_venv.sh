@@ -37,15 +37,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-# pip, minus the warnings this machine's pip config prints for every package
-# missing from its local file:// indexes (harmless noise).
-pip_install() {
-    local status=0
-    "$VENV/bin/python" -m pip install -q "$@" 2>&1 \
-        | { grep -v "is ignored: it is neither a file nor a directory" || true; } \
-        || status=$?
-    return "$status"
-}
+. tools/pip_install.sh
 
 have_torch=$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
 if [[ "$have_torch" != "$TORCH_VERSION" ]]; then

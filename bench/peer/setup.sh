@@ -38,14 +38,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 PY="$VENV/bin/python"
 
-# pip, minus the warnings this machine's pip config prints for missing local file:// indexes.
-pip_install() {
-    local status=0
-    "$PY" -m pip install -q "$@" 2>&1 \
-        | { grep -v "is ignored: it is neither a file nor a directory" || true; } \
-        || status=$?
-    return "$status"
-}
+. "$REPO/tools/pip_install.sh"
 
 echo "peer setup: torch==$TORCH_VERSION (CPU build, as tools/install_venv.sh)"
 pip_install "torch==$TORCH_VERSION" || fail "pip could not install torch==$TORCH_VERSION"
