@@ -83,11 +83,15 @@ def output_limits(
 def _next_log_probs(
     decoder, tokens: torch.Tensor, memory: torch.Tensor, memory_padding: Optional[torch.Tensor], cache
 ) -> torch.Tensor:
-    """Float32 log-probabilities (rows, V) of the token following each row of ``tokens``."""
+    """Float32 log-probabilities (rows, V) of the token following each row of ``tokens``; a
+    memory row serves tokens.size(0) // memory.size(0) consecutive rows (a sentence's beams)."""
     if cache is not None:
         logits = decoder.step(tokens[:, -1], memory, memory_padding, cache)
-    else:
-        logits = decoder.decode(tokens, memory, memory_padding)[:, -1]
+    else:  # the full pass wants a memory row per token row
+        group = tokens.size(0) // memory.size(0)
+        if memory_padding is not None:
+            memory_padding = memory_padding.repeat_interleave(group, 0)
+        logits = decoder.decode(tokens, memory.repeat_interleave(group, 0), memory_padding)[:, -1]
     return torch.log_softmax(logits.float(), dim=-1)
 
 
@@ -168,8 +172,7 @@ def beam_search(
     # unobserved: finished sentences stay in the batch with -inf scores (they can then extend
     # and finish nothing) and <eos> extensions are recorded, to be collected at the next look.
     sync_every = _sync_every(device)
-    # The memory keeps one row per sentence: the cached decoder reads it for all `beam` rows of
-    # the sentence at once; a decoder without a cache gets it repeated per beam.
+    # The memory keeps one row per sentence, read for all `beam` rows of the sentence at once.
     sent = torch.arange(bsz, device=device)  # original index of each sentence in the batch
     steps, first_limit = int(limit.max()) + 1, int(limit.min())
     cache = decoder.new_cache(steps) if use_cache else None
@@ -183,11 +186,7 @@ def beam_search(
 
     for step in range(steps):
         n = sent.numel()
-        if cache is not None:
-            lprobs = _next_log_probs(decoder, tokens, memory, memory_padding, cache)
-        else:
-            padding = None if memory_padding is None else memory_padding.repeat_interleave(k, 0)
-            lprobs = _next_log_probs(decoder, tokens, memory.repeat_interleave(k, 0), padding, None)
+        lprobs = _next_log_probs(decoder, tokens, memory, memory_padding, cache)
         lprobs = _constrain(lprobs, step, limit.repeat_interleave(k), first_limit, min_len, suppress_eos)
         vocab = lprobs.size(1)
         flat = (scores.view(-1, 1) + lprobs).view(n, k * vocab)

@@ -55,6 +55,11 @@ def check_granularities(n_layers: int, granularities: Iterable[int]) -> tuple[in
     return grans
 
 
+def _fits(start: int, size: int, n_layers: int) -> bool:
+    """A block of ``size`` layers may start at ``start``: aligned to its size, inside the stack."""
+    return start % size == 0 and start + size <= n_layers
+
+
 def blocks(n_layers: int, granularities: Iterable[int]) -> list[Block]:
     """Every modular layer a stack of ``n_layers`` can have: aligned blocks that fit."""
     return [Block(g * j, g) for g in check_granularities(n_layers, granularities) for j in range(n_layers // g)]
@@ -71,7 +76,7 @@ def _tilings(n_layers: int, grans: tuple[int, ...], start: int) -> tuple[Plan, .
         return ((),)
     out = []
     for size in (1, *grans):
-        if start % size == 0 and start + size <= n_layers:
+        if _fits(start, size, n_layers):
             out.extend((Block(start, size),) + rest for rest in _tilings(n_layers, grans, start + size))
     return tuple(out)
 
@@ -101,7 +106,7 @@ def sample_plan(n_layers: int, granularities: Iterable[int], p: float, generator
     restores)."""
     grans, plan, start = check_granularities(n_layers, granularities), [], 0
     while start < n_layers:
-        fitting = [g for g in grans if start % g == 0 and start + g <= n_layers]
+        fitting = [g for g in grans if _fits(start, g, n_layers)]
         size = 1
         if fitting and float(torch.rand((), generator=generator)) < p:
             size = fitting[int(torch.randint(len(fitting), (), generator=generator))]
