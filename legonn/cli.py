@@ -37,6 +37,7 @@ COMMANDS: tuple[str, ...] = (
     "score",
     "average",
     "export",
+    "assemble",
     "compose",
     "inspect",
     "info",

@@ -65,6 +65,10 @@ DEFAULTS: dict[str, Any] = {
         "accum_grad": 1,
         "label_smoothing": 0.1,  # the default of criterion.conf.label_smoothing
     },
+    # Modular Transformers (legonn/nn/modular.py): module name -> granularities of its modular layers,
+    # e.g. {decoder: [2, 3, 6]}; the model section is then the frozen teacher (its weights from
+    # trainer.init_modules) and only modular layers are trained (criterion modular_kd).
+    "modular": {},
     "criterion": {"type": "legonn_joint", "conf": {}},  # training loss (legonn/engine/criteria.py): paper Eq. 9
     "scheduler": {
         "type": "inverse_sqrt",  # inverse_sqrt | tristage | constant

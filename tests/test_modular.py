@@ -10,7 +10,7 @@ from legonn.nn.mask import padding_mask
 from legonn.nn.modular import (
     Block, assemble, blocks, depth_for_ratio, depths, modular_layers, plans, replacement_probability, sample_plan,
 )
-from legonn.nn.transformer import TransformerCrossStack, TransformerEncoder
+from legonn.nn.transformer import Route, TransformerCrossStack, TransformerEncoder
 
 
 def test_blocks_are_aligned_and_fit():
@@ -77,8 +77,8 @@ def test_the_all_teacher_assembly_is_the_teacher_and_others_differ():
     x, lengths = torch.randn(2, 5, 8), torch.tensor([5, 3])
     memory, mem_lengths = torch.randn(2, 6, 8), torch.tensor([6, 2])
     keep_all = tuple(Block(i, 1) for i in range(4))
-    for stack, run in ((enc, lambda layers: enc(x, padding_mask(lengths), layers=layers)),
-                       (dec, lambda layers: dec(x, padding_mask(lengths), memory, padding_mask(mem_lengths), layers=layers))):
+    for stack, run in ((enc, lambda layers: enc(x, padding_mask(lengths), Route(layers))),
+                       (dec, lambda layers: dec(x, padding_mask(lengths), memory, padding_mask(mem_lengths), route=Route(layers)))):
         modular = modular_layers(stack.layers, [2, 4])
         assert torch.equal(run(assemble(keep_all, stack.layers, modular)), run(None))
         shallow = run(assemble((Block(0, 4),), stack.layers, modular))

@@ -8,10 +8,13 @@ it on resume, so an interrupted run continues exactly as an uninterrupted one.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
+
+import torch
 
 from legonn.engine.criteria import LossReport
 from legonn.errors import LegonnError
+from legonn.nn.modular import ModularStudent, replacement_probability, sample_plan
 from legonn.registry import CALLBACKS
 
 
@@ -39,6 +42,44 @@ class Callback:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+
+@CALLBACKS.register("module_replacing")
+class ModuleReplacing(Callback):
+    """Multi-grained module replacing (Modular Transformers, legonn/nn/modular.py): before each
+    update, every compressed stack's assembly is drawn with replacement probability
+    p_t = min(1, start + slope * t), slope = (1 - start) / full_at_step (BERT-of-Theseus's linear
+    curriculum; no ``full_at_step``: p stays ``start``). The generator's state is checkpointed,
+    so a resumed phase draws what an uninterrupted one would."""
+
+    def __init__(self, start: float = 0.5, full_at_step: Optional[int] = None, seed: int = 1):
+        if not 0 <= start <= 1:
+            raise LegonnError(f"callback module_replacing: start must be a probability, got {start}")
+        if full_at_step is not None and full_at_step <= 0:
+            raise LegonnError(f"callback module_replacing: full_at_step must be positive, got {full_at_step}")
+        self.start = start
+        self.slope = (1 - start) / full_at_step if full_at_step else 0.0
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def on_train_start(self, trainer: Any) -> None:
+        if not isinstance(trainer.model, ModularStudent):
+            raise LegonnError("callback module_replacing needs a 'modular' config section (module name -> granularities)")
+
+    def on_step_start(self, trainer: Any) -> None:
+        model, p = trainer.model, replacement_probability(trainer.step, self.start, self.slope)
+        model.plans = {name: sample_plan(model.depth(name), grans, p, self.generator)
+                       for name, grans in model.granularities.items()}
+
+    def on_step_end(self, trainer: Any, loss: LossReport) -> None:
+        if trainer.writer is not None and trainer.step % trainer.tconf["log_every_steps"] == 0:
+            trainer.writer.add_scalar("train/replacement_p", replacement_probability(trainer.step, self.start, self.slope),
+                                      trainer.step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
 
 
 def build_callbacks(entries: Any) -> list[Callback]:

@@ -10,7 +10,8 @@ The default, ``legonn_joint``, is the joint loss of paper Eq. 9:
     F = CE(decoder) + sum_{i < M} loss_weight_i * CTC(module i against its own target sequence)
 
 each term normalised per target token before weighting (the decoder's term is weighted by its
-``loss_weight`` too, 1 by default).
+``loss_weight`` too, 1 by default). ``modular_kd`` trains Modular Transformers' modular layers
+(legonn/nn/modular.py): that task loss plus distillation from the frozen teacher.
 """
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ import torch
 from torch import nn
 
 from legonn.data.batching import Batch
+from legonn.errors import LegonnError
 from legonn.nn.chain import Chain, ChainOutput, target_of
 from legonn.nn.ctc import CTCInterface
-from legonn.nn.loss import label_smoothed_ce
+from legonn.nn.loss import IGNORE, label_smoothed_ce
+from legonn.nn.mask import padding_mask
+from legonn.nn.modular import ModularOutput, ModularStudent
 from legonn.registry import CRITERIA
 
 
@@ -34,6 +38,7 @@ class TermReport:
     correct: Optional[int] = None  # token-level scoring (the decoder) only
     skipped: int = 0  # CTC only: utterances whose target does not fit
     weight: float = 1.0  # its weight in the total (validation weights the per-term means alike)
+    distillation: bool = False  # compares a student with its teacher: no accuracy, no CTC skips
 
 
 @dataclass
@@ -87,6 +92,74 @@ class JointLoss(Criterion):
             terms[spec.name] = TermReport(term, ce.tokens, correct=ce.correct, weight=spec.loss_weight)
             total = total + spec.loss_weight * term
         return LossReport(total, terms)
+
+
+def distribution_kl(teacher: torch.Tensor, student: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per row: KL(teacher || student) of the softmaxes at ``temperature``, times T^2 (so that its
+    gradients keep their size as T changes). Inputs are logits or log-probabilities (B, V)."""
+    t = torch.log_softmax(teacher.float() / temperature, dim=-1)
+    s = torch.log_softmax(student.float() / temperature, dim=-1)
+    return (t.exp() * (t - s)).sum(-1) * temperature**2
+
+
+@CRITERIA.register("modular_kd")
+class ModularDistillation(Criterion):
+    """Module replacing + knowledge distillation (Modular Transformers), for a ``modular`` config:
+
+        F = task_weight * Eq. 9 loss of the student
+            + hidden_weight * mean over block boundaries of |s - t|^2 / |t|^2
+            + output_weight * sum over modules of KL(teacher || student) at ``temperature``
+
+    legonn's design decisions: hidden states are compared at the student's block boundaries (the
+    teacher's state after the same teacher layer), as squared error relative to the teacher
+    state's (the residual stream grows with depth; a relative error weighs every boundary alike);
+    output distillation is distilBART's (KL at T = 2, times T^2), applied to the decoder's
+    next-token distribution at every target position and to every encoder's CTC marginals (the
+    LegoNN interface) at every output position, for each module from the first compressed one on.
+    """
+
+    optim_keys = ("label_smoothing",)
+
+    def __init__(self, chain: Chain, label_smoothing: float = 0.1, task_weight: float = 1.0, hidden_weight: float = 1.0,
+                 output_weight: float = 1.0, temperature: float = 2.0):
+        if not isinstance(chain, ModularStudent):
+            raise LegonnError("criterion modular_kd trains modular layers: the config needs a 'modular' section "
+                              "(module name -> granularities) and the teacher's modules in trainer.init_modules")
+        if temperature <= 0:
+            raise LegonnError(f"criterion modular_kd: temperature must be positive, got {temperature}")
+        super().__init__(chain)
+        self.task = JointLoss(chain, label_smoothing)
+        self.first_compressed = min(chain.names.index(name) for name in chain.granularities)
+        self.task_weight, self.hidden_weight, self.output_weight = task_weight, hidden_weight, output_weight
+        self.temperature = temperature
+
+    def forward(self, batch: Batch, output: ModularOutput) -> LossReport:
+        report = self.task(batch, output)
+        for term in report.terms.values():
+            term.weight *= self.task_weight
+        total = self.task_weight * report.total
+        if output.hidden_pairs:
+            errors = [((s.float() - t.float()) ** 2).sum() / (t.float() ** 2).sum().clamp(min=1e-9) for s, t in output.hidden_pairs]
+            hidden = torch.stack(errors).mean()
+            rows = sum(s.size(0) for s, _ in output.hidden_pairs)
+            report.terms["kd/hidden"] = TermReport(hidden, rows, weight=self.hidden_weight, distillation=True)
+            total = total + self.hidden_weight * hidden
+        teacher = output.teacher
+        for i, (spec, out, t_out) in enumerate(zip(self.specs, output.outputs, teacher.outputs)):
+            if i < self.first_compressed or out.log_probs is None:
+                continue
+            real = ~padding_mask(out.lengths, out.log_probs.size(1))
+            kl = distribution_kl(t_out.log_probs[real], out.log_probs[real], self.temperature)
+            report.terms[f"kd/{spec.name}"] = TermReport(kl.mean(), kl.numel(), weight=self.output_weight, distillation=True)
+            total = total + self.output_weight * kl.mean()
+        if output.logits is not None:
+            real = output.gold.ne(IGNORE)
+            kl = distribution_kl(teacher.logits[real], output.logits[real], self.temperature)
+            report.terms[f"kd/{self.specs[-1].name}"] = TermReport(kl.mean(), kl.numel(), weight=self.output_weight,
+                                                                   distillation=True)
+            total = total + self.output_weight * kl.mean()
+        report.total = total
+        return report
 
 
 def build_criterion(config: dict[str, Any], chain: Chain) -> Criterion:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from legonn.data.batching import load_batches, make_batches
 from legonn.data.dataset import ChainDataset, StreamSpec
 from legonn.data.vocab import Vocabulary
-from legonn.engine.experiment import data_vocabs, load_trained
+from legonn.engine.experiment import data_vocabs, load_trained, trained_chain
 from legonn.errors import LegonnError
 from legonn.fileio import write_atomic
 from legonn.modules.artifact import assemble, input_spec
@@ -104,7 +104,7 @@ def from_experiment(exp_dir: str | Path, checkpoint: Optional[str | Path] = None
     vocabs = data_vocabs(exp.config)
     specs = [s for s in exp.model.specs if s.target in targets]
     return Decodable(
-        exp.model,
+        trained_chain(exp, exp_dir),
         StreamSpec(input_file or data["input"]["file"], data["input"].get("vocab"), data["input"].get("cmvn")),
         {s.name: vocabs[s.target] for s in specs if s.target in vocabs},
         {s.name: targets[s.target]["file"] for s in specs},

@@ -25,6 +25,7 @@ from legonn.fileio import write_atomic
 from legonn.modules.artifact import LoadedModule, load_module
 from legonn.modules.export import TrainLengths, export_modules
 from legonn.nn.chain import Chain
+from legonn.nn.modular import ModularStudent
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ LENGTHS = "train_lengths.npz"
 class Experiment:
     config: dict[str, Any]
     resolved: dict[str, Any]  # config with the placeholders of the model section filled in
-    model: Chain
+    model: Chain | ModularStudent
     train_set: Optional[ChainDataset] = None
     valid_set: Optional[ChainDataset] = None
     checkpoint: Optional[Path] = None
@@ -105,8 +106,14 @@ def resolve_sizes(config: dict[str, Any], sizes: dict[str, int]) -> dict[str, An
     return {**config, "model": fill_placeholders(config["model"], sizes)}
 
 
-def build_model(config: dict[str, Any], sizes: dict[str, int], vocabs: Optional[dict[str, Vocabulary]] = None) -> Chain:
-    """The chain of ``config`` sized by ``sizes``, its modules started from ``trainer.init_modules``
+def model_of(chain: Chain, config: dict[str, Any]) -> Chain | ModularStudent:
+    """The model an experiment trains: the chain, or with a ``modular`` section the chain as the
+    frozen teacher of modular layers."""
+    return ModularStudent(chain, config["modular"]) if config.get("modular") else chain
+
+
+def build_model(config: dict[str, Any], sizes: dict[str, int], vocabs: Optional[dict[str, Vocabulary]] = None) -> Chain | ModularStudent:
+    """The model of ``config`` sized by ``sizes``, its modules started from ``trainer.init_modules``
     and frozen as ``trainer.freeze`` says; ``vocabs`` (the data's) are checked against the modules'."""
     chain = Chain.from_specs(fill_placeholders(config["model"], sizes))
     for name, folder in (config["trainer"].get("init_modules") or {}).items():
@@ -124,7 +131,7 @@ def build_model(config: dict[str, Any], sizes: dict[str, int], vocabs: Optional[
         if name not in chain.blocks:
             raise LegonnError(f"trainer.freeze: no module named '{name}' (modules: {', '.join(chain.names)})")
         chain.blocks[name].requires_grad_(False)
-    return chain
+    return model_of(chain, config)
 
 
 def build_experiment(config: dict[str, Any]) -> Experiment:
@@ -167,7 +174,7 @@ def load_trained(exp_dir: str | Path, checkpoint: Optional[str | Path] = None) -
         resolved = yaml.safe_load((exp_dir / RESOLVED).read_text(encoding="utf-8"))
     else:
         resolved = resolve_sizes(config, stream_sizes(open_dataset(config, "valid")))
-    model = Chain.from_specs(resolved["model"])
+    model = model_of(Chain.from_specs(resolved["model"]), config)
     if checkpoint is None:
         best = CheckpointKeeper(exp_dir / "checkpoints", 1, config["trainer"]["best_metric"]).best()
         checkpoint = exp_dir / "checkpoints" / (best["file"] if best else LAST)
@@ -178,6 +185,14 @@ def load_trained(exp_dir: str | Path, checkpoint: Optional[str | Path] = None) -
         raise LegonnError(f"{checkpoint}: weights do not fit the model of {exp_dir / CONFIG} ({str(exc).splitlines()[0]})") from None
     model.eval()
     return Experiment(config, resolved, model, checkpoint=Path(checkpoint))
+
+
+def trained_chain(exp: Experiment, exp_dir: str | Path) -> Chain:
+    """The experiment's chain, refusing a Modular Transformers phase: its product is assemblies."""
+    if isinstance(exp.model, ModularStudent):
+        raise LegonnError(f"{exp_dir}: trains modular layers (config section 'modular'); build a module from them "
+                          f"first: legonn assemble --exp_dir {exp_dir} --module NAME --ratio R --out DIR")
+    return exp.model
 
 
 def train_lengths(exp_dir: str | Path, config: dict[str, Any]) -> TrainLengths:
@@ -201,7 +216,7 @@ def export_experiment(
         f"weights from `{exp.checkpoint.name}`."
     )
     out_dir = Path(out_dir) if out_dir else Path(exp_dir) / "modules"
-    return export_modules(exp.model, exp.config, lengths, data_vocabs(exp.config), out_dir, names, provenance)
+    return export_modules(trained_chain(exp, exp_dir), exp.config, lengths, data_vocabs(exp.config), out_dir, names, provenance)
 
 
 def average_checkpoints(exp_dir: str | Path, num: int, mode: str, metric: Optional[str] = None,

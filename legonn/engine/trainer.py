@@ -75,7 +75,7 @@ class CTCSkips:
 
     def add(self, loss: LossReport, utterances: int) -> None:
         for name, term in loss.terms.items():
-            if term.correct is None:  # a CTC term
+            if term.correct is None and not term.distillation:  # a CTC term
                 skipped, seen = self.counts.get(name, (0, 0))
                 self.counts[name] = (skipped + term.skipped, seen + utterances)
 
@@ -294,7 +294,8 @@ class Trainer:
             with self.precision.autocast():
                 output = self.wrapped(batch.inputs, batch.input_lengths, batch.targets)
             loss = self.criterion(batch, output)
-            self.precision.backward(loss.total / self.accum)
+            if loss.total.requires_grad:  # else no trained parameter took part (a modular step that replaced nothing)
+                self.precision.backward(loss.total / self.accum)
         self.window["loss"] += float(loss.total.detach())
         self.window["n"] += 1
         self.window["tokens"] += int(batch.input_lengths.sum())
@@ -389,6 +390,7 @@ class Trainer:
                 acc["loss"] += float(term.loss) * term.tokens
                 acc["tokens"] += term.tokens
                 weights[name] = term.weight
+                acc.setdefault("scored", not term.distillation)
                 if term.correct is not None:
                     acc["errors"] += term.tokens - term.correct
             for spec, out in zip(model.specs, output.outputs):
@@ -402,7 +404,8 @@ class Trainer:
         for name, acc in sums.items():
             tokens = max(acc["tokens"], 1)
             metrics[f"{name}/loss"] = acc["loss"] / tokens
-            metrics[f"{name}/acc"] = 1.0 - acc["errors"] / tokens
+            if acc["scored"]:
+                metrics[f"{name}/acc"] = 1.0 - acc["errors"] / tokens
             total += weights[name] * metrics[f"{name}/loss"]
         metrics["loss"] = total
         last = model.specs[-1].name

@@ -21,6 +21,7 @@ from legonn.data.vocab import EOS, PAD, SOS
 from legonn.errors import LegonnError
 from legonn.nn.interface import MARGINALS, TOKENS, ModuleOutput
 from legonn.nn.loss import IGNORE
+from legonn.nn.transformer import Route
 from legonn.registry import MODULES
 
 SPEC_KEYS = {"name", "type", "conf", "target", "loss_weight"}
@@ -116,11 +117,13 @@ class Chain(nn.Module):
     def encoder_names(self) -> list[str]:
         return self.names[:-1] if self.decoder is not None else self.names
 
-    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> list[ModuleOutput]:
-        """Run every encoder module; outputs in order (the last one feeds the decoder)."""
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor, routes: Optional[dict[str, Route]] = None) -> list[ModuleOutput]:
+        """Run every encoder module; outputs in order (the last one feeds the decoder). ``routes``:
+        module name -> how its stack runs (legonn.nn.transformer.Route), for modules given one."""
         outputs = []
+        routes = routes or {}
         for name in self.encoder_names:
-            out = self.blocks[name](x, lengths)
+            out = self.blocks[name](x, lengths, routes.get(name))
             outputs.append(out)
             x, lengths = out.interface(self._next_kind(name)), out.lengths
         return outputs
@@ -132,16 +135,17 @@ class Chain(nn.Module):
         return self.blocks[name].output_kind
 
     def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor, targets: dict[str, tuple[torch.Tensor, torch.Tensor]]
+        self, x: torch.Tensor, lengths: torch.Tensor, targets: dict[str, tuple[torch.Tensor, torch.Tensor]],
+        routes: Optional[dict[str, Route]] = None,
     ) -> ChainOutput:
         """Encode ``x``; the decoder, if any, reads its target stream teacher-forced."""
-        outputs = self.encode(x, lengths)
+        outputs = self.encode(x, lengths, routes)
         decoder = self.decoder
         if decoder is None:
             return ChainOutput(outputs)
         tgt, tgt_len = target_of(targets, self.specs[-1])
         prev, gold = decoder_io(tgt, tgt_len)
-        hidden = decoder.states(outputs[-1], prev)
+        hidden = decoder.states(outputs[-1], prev, (routes or {}).get(self.specs[-1].name))
         return ChainOutput(outputs + [ModuleOutput(hidden, tgt_len + 1)], decoder.out_proj(hidden), gold)
 
 

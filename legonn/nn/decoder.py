@@ -18,7 +18,7 @@ from legonn.nn.dropout import Dropout
 from legonn.nn.interface import MARGINALS, TOKENS, ModuleOutput
 from legonn.nn.mask import padding_mask
 from legonn.nn.positional import SinusoidalPE
-from legonn.nn.transformer import TransformerCrossStack, reorder_cache
+from legonn.nn.transformer import Route, TransformerCrossStack, reorder_cache
 from legonn.registry import INGESTORS, MODULES
 
 
@@ -75,12 +75,13 @@ class LegoDecoder(nn.Module):
         """Teacher forcing: prev_tokens (B, U) start with <sos>; returns logits (B, U, V)."""
         return self.out_proj(self.states(previous, prev_tokens))
 
-    def states(self, previous: ModuleOutput, prev_tokens: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing, the final states (B, U, D) before the output layer (for distillation)."""
+    def states(self, previous: ModuleOutput, prev_tokens: torch.Tensor, route: Optional[Route] = None) -> torch.Tensor:
+        """Teacher forcing, the final states (B, U, D) before the output layer; ``route``: how the
+        stack runs (legonn.nn.transformer.Route)."""
         memory, memory_padding = self.ingest(previous)
         # Causal attention alone keeps real positions from seeing right padding; the mask lets the
         # stack skip padded positions' work.
-        return self.decoder(self._embed(prev_tokens), prev_tokens.eq(PAD), memory, memory_padding)
+        return self.decoder(self._embed(prev_tokens), prev_tokens.eq(PAD), memory, memory_padding, route=route)
 
     def decode(self, prev_tokens: torch.Tensor, memory: torch.Tensor, memory_padding: torch.Tensor) -> torch.Tensor:
         # Causal attention alone keeps real positions from seeing right padding.

@@ -19,7 +19,7 @@ from legonn.nn.ctc import CTCInterface
 from legonn.nn.interface import HIDDEN, MARGINALS, ModuleOutput
 from legonn.nn.mask import padding_mask
 from legonn.nn.olc import OutputLengthController
-from legonn.nn.transformer import TransformerEncoder
+from legonn.nn.transformer import Route, TransformerEncoder
 from legonn.registry import FRONTENDS, INGESTORS, MODULES
 
 
@@ -76,9 +76,10 @@ class LegoEncoder(nn.Module):
             lengths = self.input_layer.output_lengths(lengths)
         return self.olc.output_lengths(lengths) if self.olc is not None else lengths
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> ModuleOutput:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, route: Optional[Route] = None) -> ModuleOutput:
+        """``route``: how the transformer blocks run (not the OLC's), see legonn.nn.transformer.Route."""
         h, lengths = self.input_layer(x, lengths)
-        h = self.encoder(h, padding_mask(lengths, h.size(1)))
+        h = self.encoder(h, padding_mask(lengths, h.size(1)), route)
         if self.olc is not None:
             h, lengths = self.olc(h, lengths)
         log_probs = self.ctc(h) if self.ctc is not None else None

@@ -17,18 +17,31 @@ distillation) and assembled afterwards to meet a budget. legonn's design decisio
 * **Architecture and initialisation.** A modular layer has the teacher layer's shape (so every
   assembly of the same depth has the same size) and starts as a copy of the first teacher layer
   of its block (as BERT-of-Theseus's successors start from the predecessor's first layers).
+* **Which stack.** A module's modular layers replace its main stack: a decoder's layers, an
+  encoder's transformer blocks. An encoder's OLC blocks (1-2 layers), input layer, CTC head and
+  final LayerNorms stay the teacher's, so a compressed module keeps its interface by construction.
+* **Training pass** (:class:`ModularStudent`). The teacher chain is frozen and runs once per
+  batch without dropout and gradients, giving the distillation targets (its outputs and the
+  states at the student's block boundaries); then the student, the chain with this step's
+  assemblies, runs as usual. Only modular layers are trained. Validation runs, every time, the
+  assembly that replaces every stack by its finest modular layers (the ~2x model), so validation
+  losses are comparable across the phase.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable
+from typing import Any, Iterable, Optional
 
 import torch
 from torch import nn
 
 from legonn.errors import LegonnError
+from legonn.nn.chain import Chain, ChainOutput
+from legonn.nn.decoder import LegoDecoder
+from legonn.nn.encoder import LegoEncoder
+from legonn.nn.transformer import Route
 
 
 @dataclass(frozen=True, order=True)
@@ -143,3 +156,104 @@ def assemble(plan: Plan, teacher_layers: nn.ModuleList, modular: nn.ModuleDict) 
     if missing:
         raise LegonnError(f"assembly needs modular layers {', '.join(missing)}, which were not trained")
     return [teacher_layers[b.start] if b.size == 1 else modular[b.name] for b in plan]
+
+
+def teacher_plan(n_layers: int) -> Plan:
+    """The assembly that keeps every teacher layer."""
+    return tuple(Block(i, 1) for i in range(n_layers))
+
+
+def finest_plan(n_layers: int, granularities: Iterable[int]) -> Plan:
+    """Every layer replaced by the finest modular layers where they fit (teacher layers after)."""
+    g = check_granularities(n_layers, granularities)[0]
+    full = n_layers - n_layers % g
+    return tuple(Block(s, g) for s in range(0, full, g)) + tuple(Block(i, 1) for i in range(full, n_layers))
+
+
+def plan_names(plan: Plan) -> list[str]:
+    return [b.name for b in plan]
+
+
+def stack_of(module: nn.Module, name: str = "") -> nn.Module:
+    """The stack a module's modular layers replace: a decoder's layers, an encoder's transformer
+    blocks (not its OLC)."""
+    if isinstance(module, LegoDecoder):
+        return module.decoder
+    if isinstance(module, LegoEncoder):
+        return module.encoder
+    raise LegonnError(f"modular: module '{name}' ({type(module).__name__}) has no transformer stack to compress")
+
+
+@dataclass
+class ModularOutput(ChainOutput):
+    """The student's ChainOutput, with what distillation compares it with."""
+
+    teacher: Optional[ChainOutput] = None
+    # (student, teacher) states at the student's block boundaries from its first modular layer on,
+    # real positions only, (N, D) each; the teacher's are detached.
+    hidden_pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+
+class ModularStudent(nn.Module):
+    """A frozen teacher chain and the modular layers of some of its modules (``granularities``:
+    module name -> granularities). ``plans`` (module name -> Plan) is the assembly the next
+    training pass runs; a trainer callback sets it per step (legonn.engine.callbacks)."""
+
+    def __init__(self, teacher: Chain, granularities: dict[str, Any]):
+        super().__init__()
+        if not isinstance(granularities, dict) or not granularities:
+            raise LegonnError("modular: expected a mapping {module name: [granularities]}, e.g. {decoder: [2, 3, 6]}")
+        unknown = [n for n in granularities if n not in teacher.blocks]
+        if unknown:
+            raise LegonnError(f"modular: no module named {', '.join(map(repr, unknown))} (modules: {', '.join(teacher.names)})")
+        self.teacher = teacher.requires_grad_(False)
+        self.granularities: dict[str, tuple[int, ...]] = {}
+        self.modular = nn.ModuleDict()
+        for name, grans in granularities.items():
+            if not isinstance(grans, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in grans):
+                raise LegonnError(f"modular.{name}: expected a list of granularities (integers), got {grans!r}")
+            layers = self.stack(name).layers
+            self.granularities[name] = check_granularities(len(layers), grans)
+            self.modular[name] = modular_layers(layers, grans)
+        self.plans: dict[str, Plan] = {name: teacher_plan(self.depth(name)) for name in self.granularities}
+
+    @property
+    def specs(self):
+        return self.teacher.specs
+
+    @property
+    def names(self) -> list[str]:
+        return self.teacher.names
+
+    def stack(self, name: str) -> nn.Module:
+        return stack_of(self.teacher.blocks[name], name)
+
+    def depth(self, name: str) -> int:
+        """The teacher stack's number of layers."""
+        return len(self.stack(name).layers)
+
+    def validation_plans(self) -> dict[str, Plan]:
+        return {name: finest_plan(self.depth(name), g) for name, g in self.granularities.items()}
+
+    def assembled(self, name: str, plan: Plan) -> list[nn.Module]:
+        return assemble(plan, self.stack(name).layers, self.modular[name])
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, targets: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> ModularOutput:
+        plans = self.plans if self.training else self.validation_plans()
+        teacher_routes = {name: Route(states=[]) for name in plans}
+        was_training = self.teacher.training
+        self.teacher.eval()
+        with torch.no_grad():
+            teacher = self.teacher(x, lengths, targets, teacher_routes)
+        self.teacher.train(was_training)
+        routes = {name: Route(self.assembled(name, plan), states=[]) for name, plan in plans.items()}
+        student = self.teacher(x, lengths, targets, routes)
+        pairs = []
+        for name, plan in plans.items():
+            replaced = [i for i, b in enumerate(plan) if b.size > 1]
+            if not replaced:
+                continue
+            for i in range(replaced[0], len(plan)):
+                end = plan[i].start + plan[i].size
+                pairs.append((routes[name].states[i], teacher_routes[name].states[end - 1]))
+        return ModularOutput(student.outputs, student.logits, student.gold, teacher=teacher, hidden_pairs=pairs)

@@ -5,6 +5,7 @@ Masks follow one convention: ``*_padding`` tensors are (B, T) bool with True at 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import torch
@@ -69,6 +70,21 @@ class KVCache:
             torch.index_select(buffer[: self.rows, :, : self.length], 0, order, out=spare[:rows, :, : self.length])
         self._buffers, self._spare = self._spare, self._buffers
         self.rows = rows
+
+
+@dataclass
+class Route:
+    """How one forward pass runs a stack: ``layers`` in place of its own (an assembly of modular
+    layers, legonn/nn/modular.py) and, when ``states`` is a list, every layer's output appended to
+    it at the real positions only, as (N, D) rows in batch order, so that two passes over one batch
+    line up row for row whatever layers they ran and whether or not the stack packed them."""
+
+    layers: Optional[Sequence[nn.Module]] = None
+    states: Optional[list[torch.Tensor]] = None
+
+    def record(self, x: torch.Tensor, padding: Optional[torch.Tensor], packed: bool) -> None:
+        if self.states is not None:
+            self.states.append(x if packed else x.flatten(0, 1) if padding is None else x[~padding])
 
 
 class Packing:
@@ -277,14 +293,15 @@ class TransformerEncoder(nn.Module):
         )
         self.final_norm = nn.LayerNorm(d_model)
 
-    def forward(self, x: torch.Tensor, padding: Optional[torch.Tensor], layers: Optional[Sequence[nn.Module]] = None) -> torch.Tensor:
-        """(B, T, D) -> (B, T, D); padded positions come out as zeros when packed. ``layers``
-        replaces the stack's own layers (an assembly of modular layers, legonn/nn/modular.py)."""
+    def forward(self, x: torch.Tensor, padding: Optional[torch.Tensor], route: Optional[Route] = None) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); padded positions come out as zeros when packed."""
         packing = Packing.of(padding, x.device)
         if packing is not None:
             x = packing.pack(x)
-        for layer in self.layers if layers is None else layers:
+        for layer in self.layers if route is None or route.layers is None else route.layers:
             x = layer(x, padding, packing)
+            if route is not None:
+                route.record(x, padding, packing is not None)
         x = self.final_norm(x)
         return packing.unpack(x) if packing is not None else x
 
@@ -317,9 +334,8 @@ class TransformerCrossStack(nn.Module):
         memory_padding: Optional[torch.Tensor],
         cache: Optional[list[dict]] = None,
         memory_bias: Optional[torch.Tensor] = None,
-        layers: Optional[Sequence[nn.Module]] = None,
+        route: Optional[Route] = None,
     ) -> torch.Tensor:
-        """``layers`` replaces the stack's own layers, as in ``TransformerEncoder.forward``."""
         packing = memory_packing = None
         if cache is None:  # incremental decoding has one real position per row
             packing, memory_packing = Packing.of(padding, x.device), Packing.of(memory_padding, x.device)
@@ -327,10 +343,12 @@ class TransformerCrossStack(nn.Module):
             x = packing.pack(x)
         if memory_packing is not None:
             memory = memory_packing.pack(memory)
-        for i, layer in enumerate(self.layers if layers is None else layers):
+        for i, layer in enumerate(self.layers if route is None or route.layers is None else route.layers):
             layer_cache = None if cache is None else cache[i]
             x = layer(x, padding, memory, memory_padding, causal=self.causal, cache=layer_cache, memory_bias=memory_bias,
                       packing=packing, memory_packing=memory_packing)
+            if route is not None:
+                route.record(x, padding, packing is not None)
         x = self.final_norm(x)
         return packing.unpack(x) if packing is not None else x
 
