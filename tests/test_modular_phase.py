@@ -10,7 +10,7 @@ import torch
 
 from fixtures import make_corpus, one_thread, resolved, run_legonn, state_equal
 from legonn.data.batching import Batch, load_batches
-from legonn.engine.assembly import assembled_module, assemble_experiment
+from legonn.engine.assembly import assembled_module, assemble_experiment, spread_layers
 from legonn.engine.checkpoint import load
 from legonn.engine.criteria import ModularDistillation
 from legonn.engine.experiment import build_experiment, export_experiment, load_trained
@@ -174,3 +174,15 @@ def test_modular_config_errors_name_the_problem(teacher):
     with pytest.raises(LegonnError, match="needs a 'modular' section"):
         ModularDistillation(build_experiment(plain).model)
     assert isinstance(build_experiment(modular_config(teacher)).model, ModularStudent)
+
+
+def test_shrinking_keeps_spread_teacher_layers(teacher, tmp_path):
+    assert spread_layers(6, 3) == [0, 2, 5] and spread_layers(12, 6) == [0, 2, 4, 7, 9, 11] and spread_layers(6, 1) == [0]
+    done = run_legonn("assemble", "--teacher", teacher[1]["decoder"], "--ratio", "2", "--out", tmp_path / "d")
+    assert done.returncode == 0, done.stderr
+    original, shrunk = load_module(teacher[1]["decoder"]).module, load_module(tmp_path / "d")
+    assert shrunk.extra["shrunk"]["kept_layers"] == [0, 3]
+    want = original.decoder.layers[3].state_dict()
+    assert state_equal(shrunk.module.decoder.layers[1].state_dict(), want) == []
+    bad = run_legonn("assemble", "--teacher", teacher[1]["decoder"], "--depth", "9", "--out", tmp_path / "e")
+    assert bad.returncode == 1 and "can keep 1 to 4 of them, not 9" in bad.stderr

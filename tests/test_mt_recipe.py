@@ -174,3 +174,29 @@ def test_recipe_configs_build_and_run(conf):
         want = [min(math.ceil(factor * n), olc.max_len) for n in (30, 17)]
         assert outputs[0].lengths.tolist() == want
         assert outputs[0].log_probs.shape[:2] == (2, want[0])
+
+
+def test_compression_entries_end_to_end(recipe_tree: Path):
+    """Modular Transformers through the stage table: a teacher, its modular phase (stage 6 exports
+    nothing), an assembled and a shrunk decoder (stage 6), the assembly composed, decoded, scored."""
+    mt = recipe_tree
+    args = ["--data_opts", DATA_OPTS, "--vocabs", VOCABS, "--avg_num", "2", "--decode_opts", DECODE_OPTS,
+            "--experiments", "tiny_teacher:conf/tiny/deen_lego_teacher.yaml tiny_modular:conf/tiny/modular_deen.yaml "
+            "tiny_dec2x=assemble:tiny_modular:decoder:2 tiny_dec2x_drop=shrink:exp/tiny_teacher/modules/decoder:2 "
+            "tiny_dec2x_eval=exp/tiny_teacher/modules/encoder+exp/tiny_dec2x",
+            "--decodes", "tiny_dec2x_eval@deen_test", "--results_file", "RESULTS.compress.md"]
+    proc = run(mt, *args)
+    assert proc.returncode == 0, f"run.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    assert "stage 6 (tiny_modular): a modular phase" in proc.stderr
+    assert not (mt / "exp" / "tiny_modular" / "modules").exists()
+    teacher = json.loads((mt / "exp" / "tiny_teacher" / "modules" / "decoder" / "module.json").read_text())
+    for name, key, layers in (("tiny_dec2x", "assembled", ["g2_0"]), ("tiny_dec2x_drop", "shrunk", None)):
+        meta = json.loads((mt / "exp" / name / "module.json").read_text())
+        assert meta["conf"]["layers"] == 1 and meta["output"]["vocab"]["sha256"] == teacher["output"]["vocab"]["sha256"]
+        if layers:
+            assert meta["extra"][key]["plan"] == layers
+        else:
+            assert meta["extra"][key]["kept_layers"] == [0]
+    score = json.loads((mt / "exp" / "tiny_dec2x_eval" / "decode_deen_test" / "score.json").read_text())
+    assert score["n_utts"] == 20 and "bleu" in score
+    assert "tiny_dec2x_eval" in (mt / "RESULTS.compress.md").read_text()

@@ -37,12 +37,17 @@ def test_trained_experiments_keep_what_stage5_averages(recipe: Path):
 @pytest.mark.parametrize("recipe", RECIPES, ids=[f"{p.parent.name}/{p.name}" for p in RECIPES])
 def test_experiments_name_existing_configs_and_earlier_modules(recipe: Path):
     """Every config a trained entry layers exists (compose's finetune.yaml excepted: stage 4 writes
-    it), and a composed entry or a config under exp/ uses only experiments listed above it."""
+    it), and a composed, assembled or shrunk entry or a config under exp/ uses only experiments
+    listed above it."""
     experiments = recipe_variables(recipe, "experiments")["experiments"].split()
     seen: set[str] = set()
     for entry in experiments:
         composed = re.match(r"^([^:=]+)=(.+)$", entry)
         name, parts = (composed.group(1), composed.group(2).split("+")) if composed else entry.split(":", 1)
+        if composed and parts[0].startswith("assemble:"):  # assemble:phase:module:ratio[:strategy]
+            parts = ["exp/" + parts[0].split(":")[1]]
+        elif composed and parts[0].startswith("shrink:"):  # shrink:folder:ratio
+            parts = [parts[0].split(":")[1]]
         if not composed:
             parts = parts.split(",")
             for conf in parts:

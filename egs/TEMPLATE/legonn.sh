@@ -11,7 +11,7 @@
 #   4 train     legonn train, one explicitly named exp dir per entry of $experiments
 #   5 average   legonn average of $avg_num checkpoints ($avg_mode: best or last kept)
 #   6 export    legonn export: module folders under exp/<name>/modules; legonn compose for
-#               the composition entries of $experiments
+#               the composition entries of $experiments, legonn assemble for the assembly entries
 #   7 decode    legonn decode of every "<exp>@<set>" in $decodes
 #   8 score     legonn score of every decode, RESULTS.md (+ the $relative table and its plot)
 #
@@ -21,6 +21,15 @@
 #   name=dir1+dir2[+dir3]            composed from module folders into exp/<name> (no training);
 #                                    a later entry may fine-tune it with
 #                                    name_ft:exp/name/finetune.yaml,conf/finetune_x.yaml
+#   name=assemble:phase:module:ratio[:strategy]
+#                                    module folder exp/<name> assembled from the modular layers of
+#                                    the trained entry <phase> (a config with a `modular` section,
+#                                    Modular Transformers; its stage 6 exports nothing), <ratio>
+#                                    times fewer stack layers than the teacher's module; a later
+#                                    composition uses it like any module folder
+#   name=shrink:folder:ratio         module folder exp/<name>: the module in <folder> with <ratio>
+#                                    times fewer of its own stack layers (the baseline without
+#                                    modular layers; a later entry may fine-tune it)
 # $relative lists "<exp>@<set>=<reference exp>" rows for the modularity table of stage 8: the
 # score of a swapped/plugged model as a percentage of the unswapped reference (paper Fig. 4).
 #
@@ -178,6 +187,32 @@ if in_stage 3; then
 fi
 
 for spec in $experiments; do
+    if [[ $spec == *=assemble:* ]]; then  # a module assembled from a modular phase
+        name=${spec%%=*}
+        IFS=: read -r _ phase module ratio strategy <<< "${spec#*=}"
+        if in_stage 6; then
+            if [[ -f exp/.done/stage6_assemble.$name && exp/$phase/averaged.pt -nt exp/.done/stage6_assemble.$name ]]; then
+                log "stage 6 (assemble $name): exp/$phase/averaged.pt is newer than the assembly; assembling again"
+                rm -f "exp/.done/stage6_assemble.$name"
+            fi
+            need_trained "$phase" 6
+            run_stage 6 assemble "$name" legonn assemble --exp_dir "exp/$phase" --checkpoint "exp/$phase/averaged.pt" \
+                --module "$module" --ratio "$ratio" --strategy "${strategy:-size-first}" --out "exp/$name"
+        fi
+        continue
+    fi
+    if [[ $spec == *=shrink:* ]]; then  # a module with fewer of its own layers
+        name=${spec%%=*}
+        IFS=: read -r _ folder ratio <<< "${spec#*=}"
+        if in_stage 6; then
+            if [[ -f exp/.done/stage6_shrink.$name && $folder -nt exp/.done/stage6_shrink.$name ]]; then
+                log "stage 6 (shrink $name): $folder is newer than the shrunk module; shrinking again"
+                rm -f "exp/.done/stage6_shrink.$name"
+            fi
+            run_stage 6 shrink "$name" legonn assemble --teacher "$folder" --ratio "$ratio" --out "exp/$name"
+        fi
+        continue
+    fi
     if [[ $spec == *=* ]]; then  # a composition of module folders
         name=${spec%%=*}; parts=${spec#*=}
         if in_stage 6; then
@@ -213,7 +248,9 @@ for spec in $experiments; do
         run_stage 5 average "$name" legonn average --exp_dir "exp/$name" --num "$avg_num" --mode "$avg_mode" \
             --out "exp/$name/averaged.pt"
     fi
-    if in_stage 6; then
+    if in_stage 6 && grep -q '^modular:$' "exp/$name/config.yaml" 2>/dev/null; then
+        log "stage 6 ($name): a modular phase; its modules are built by the assemble entries of \$experiments"
+    elif in_stage 6; then
         need_trained "$name" 6
         run_stage 6 export "$name" legonn export --exp_dir "exp/$name" --checkpoint "exp/$name/averaged.pt" \
             --out_dir "exp/$name/modules"

@@ -9,19 +9,27 @@ say what it was built from.
 
   legonn assemble --exp_dir exp/deen_modular --module decoder --ratio 2 --out exp/deen_modular/assembled/decoder_2x
   legonn assemble --exp_dir exp/deen_modular --module encoder --depth 4 --strategy speed-first --out DIR
+
+With --teacher instead of --exp_dir, the baseline without modular layers: the teacher's module
+with fewer of its own stack layers, spread over the stack (first and last kept), untrained since
+(dropping layers) or the start of a shrink-and-fine-tune run (trainer.init_modules).
+
+  legonn assemble --teacher exp/deen_lego_teacher/modules/decoder --ratio 2 --out DIR
 """
 from __future__ import annotations
 
 import argparse
 
 from legonn.cli import HelpFormatter
-from legonn.engine.assembly import STRATEGIES, assemble_experiment
+from legonn.engine.assembly import STRATEGIES, assemble_experiment, shrink_module
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="legonn assemble", description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--exp_dir", required=True, help="the modular phase's experiment")
-    p.add_argument("--module", required=True, help="the module to assemble (a key of the config's modular section)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--exp_dir", help="the modular phase's experiment")
+    source.add_argument("--teacher", help="a module folder to shrink (no modular layers)")
+    p.add_argument("--module", help="with --exp_dir: the module to assemble (a key of the config's modular section)")
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--ratio", type=float, help="compression of the module's stack: teacher layers / assembled layers")
     size.add_argument("--depth", type=int, help="number of stack layers of the assembled module")
@@ -31,6 +39,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--checkpoint", help="checkpoint or averaged file (default: the best kept checkpoint)")
     p.add_argument("--out", required=True, help="the module folder to write")
     args = p.parse_args(argv)
+    if args.teacher:
+        folder, kept = shrink_module(args.teacher, args.out, args.ratio, args.depth)
+        print(f"shrunk {args.teacher}: teacher layers {kept} kept into {folder}")
+        return 0
+    if not args.module:
+        p.error("--module is required with --exp_dir")
     result = assemble_experiment(args.exp_dir, args.module, args.out, args.ratio, args.depth, args.strategy, args.checkpoint)
     for candidate in result.candidates:
         mark = "*" if candidate is result.chosen else " "

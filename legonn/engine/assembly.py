@@ -7,6 +7,12 @@ modular layer. Everything else (input layer, OLC, CTC head, embeddings, vocabula
 lengths, shipped files) is the teacher's, so the folder has the same interface vocabulary and
 checksum and ``legonn compose`` takes it wherever the teacher went.
 
+Without modular layers, ``shrink`` builds the baseline the method is compared with: a module of
+the teacher's type keeping ``depth`` of its stack layers, spread over the stack and always the
+first and the last (round(linspace(0, N - 1, depth)); 6 -> 3 keeps 0, 2, 5), as distilBART's
+shrink-and-fine-tune copies alternating teacher layers; used as it is ("dropping layers") or as
+the start of a fine-tuning.
+
 Choosing among the assemblies of one depth (design decisions, also in egs/TEMPLATE/README.md):
 
 * ``size-first``: fewest parameters; ``speed-first``: lowest measured latency (a decoder: 30
@@ -80,6 +86,14 @@ def assembled_module(teacher: nn.Module, layers: list[nn.Module]) -> nn.Module:
         state.update({f"{prefix}{i}.{k}": v for k, v in layer.state_dict().items()})
     module.load_state_dict(state)
     return module.eval()
+
+
+def save_like(teacher: LoadedModule, module: nn.Module, out: str | Path, provenance: str, record: dict[str, Any]) -> Path:
+    """Write ``module`` as a folder with the teacher's name, vocabularies, recorded lengths and
+    shipped files (its CMVN statistics), ``record`` added to module.json's extra."""
+    shipped = {f: teacher.directory / f for f in [(teacher.extra.get("input") or {}).get("cmvn")] if f}
+    return save_module(module, out, teacher.name, teacher.input_vocab, teacher.output_vocab, provenance,
+                       teacher.meta.get("length_ratio"), {**teacher.extra, **record}, shipped)
 
 
 @torch.no_grad()
@@ -207,9 +221,34 @@ def assemble_experiment(
         f"modular layers trained in `{exp_dir}` (`{Path(exp.checkpoint).name}`): {depth} layers "
         f"({n / depth:.2g}x), {' '.join(plan_names(chosen.plan))}. The teacher: {teacher.meta.get('trained_on') or '(not recorded)'}"
     )
-    shipped = {f: teacher.directory / f for f in [(teacher.extra.get("input") or {}).get("cmvn")] if f}
-    directory = save_module(
-        module, out, teacher.name, teacher.input_vocab, teacher.output_vocab, provenance, teacher.meta.get("length_ratio"),
-        {**teacher.extra, "assembled": record}, shipped,
-    )
-    return Assembly(directory, chosen, candidates, n)
+    return Assembly(save_like(teacher, module, out, provenance, {"assembled": record}), chosen, candidates, n)
+
+
+def spread_layers(n_layers: int, depth: int) -> list[int]:
+    """The teacher layers a shrunk stack of ``depth`` keeps: evenly spread, first and last included."""
+    if not 1 <= depth <= n_layers:
+        raise LegonnError(f"a stack of {n_layers} layers can keep 1 to {n_layers} of them, not {depth}")
+    if depth == 1:
+        return [0]
+    return [round(i * (n_layers - 1) / (depth - 1)) for i in range(depth)]
+
+
+def shrink_module(folder: str | Path, out: str | Path, ratio: Optional[float] = None, depth: Optional[int] = None) -> tuple[Path, list[int]]:
+    """The teacher module in ``folder`` with ``depth`` (or N / ``ratio``, rounded) stack layers
+    kept (:func:`spread_layers`), written to ``out``; returns the folder and the kept layers."""
+    if (ratio is None) == (depth is None):
+        raise LegonnError("give either a compression ratio or a depth")
+    teacher = load_module(folder)
+    layers = stack_of(teacher.module, teacher.name).layers
+    n = len(layers)
+    if depth is None:
+        if ratio < 1:
+            raise LegonnError(f"a compression ratio is at least 1, got {ratio}")
+        depth = max(1, round(n / ratio))
+    kept = spread_layers(n, depth)
+    module = assembled_module(teacher.module, [layers[i] for i in kept])
+    record = {"teacher": str(teacher.directory), "teacher_weights_sha256": file_sha256(teacher.directory / "model.safetensors"),
+              "teacher_depth": n, "depth": depth, "compression": n / depth, "kept_layers": kept}
+    provenance = (f"Shrunk by `legonn assemble --teacher` from `{teacher.directory}`: teacher layers {kept} of {n} kept, "
+                  f"no training since. The teacher: {teacher.meta.get('trained_on') or '(not recorded)'}")
+    return save_like(teacher, module, out, provenance, {"shrunk": record}), kept

@@ -12,8 +12,20 @@
 #   ./run.sh --stage 4 --stop_stage 4
 #   ./run.sh --data_opts "--train_pairs 300 --eval_pairs 30" --experiments "deen_lego:conf/tiny/deen_lego_wemb.yaml" \
 #       --decodes deen_lego@deen_test
+#   ./run.sh --suites compress --results_file RESULTS.compress.md   # Modular Transformers only (RESULTS.compress.md)
 set -euo pipefail
 cd "$(dirname "$0")"
+
+# --suites chooses the experiment lists below: main (the paper's tables), stress (modularity
+# stress tests), compress (Modular Transformers: a deeper De-En teacher, one modular phase, its
+# assemblies and the baselines). Read here as well: the lists depend on it (legonn.sh parses all options).
+suites="main stress compress"
+for ((i = 1; i <= $#; i++)); do
+    case ${!i} in
+        --suites) j=$((i + 1)); suites=${!j:-} ;;
+        --suites=*) suites=${!i#--suites=} ;;
+    esac
+done
 
 # Modularity stress tests (paper §III-E, Fig. 4, Table X), at the demo's scale (256-piece BPEs,
 # 500-token batches, 2500 updates each; the swaps are measured against deen_lego_wemb_bpe256,
@@ -40,6 +52,34 @@ stress_relative="swap_seed_baseline@deen_test=deen_baseline_bpe256 swap_seed_leg
 swap_arch_lego@deen_test=deen_lego_wemb_bpe256 plug_deen_lego@deen_test=deen_lego_wemb_bpe256
 swap_seed_plain@deen_test=deen_lego_plain_bpe256"
 
+# Modular Transformers (RESULTS.compress.md; egs/TEMPLATE/README.md, "Compressing a module"): a
+# 6+6-layer De-En teacher, one modular phase for both stacks, then at each compression ratio the
+# assembled decoder and encoder (each composed with the teacher's other half) and, side by side,
+# (a) the teacher with layers dropped; at 2x also (b) shrink-and-fine-tune. Last, the 2x decoder
+# plugged onto the Ro-En encoder (the demo's), relative to the uncompressed teacher decoder's plug.
+teacher=exp/deen_lego_teacher/modules
+compress_experiments="deen_lego_teacher:conf/train_deen_lego_teacher.yaml
+deen_modular:conf/modular_deen_lego_teacher.yaml"
+compress_decodes="deen_lego_teacher@deen_test"
+compress_relative=""
+for ratio in 1.2 1.5 2 3 6; do
+    compress_experiments+="
+deen_dec${ratio}x=assemble:deen_modular:decoder:$ratio deen_dec${ratio}x_eval=$teacher/encoder+exp/deen_dec${ratio}x
+deen_enc${ratio}x=assemble:deen_modular:encoder:$ratio deen_enc${ratio}x_eval=exp/deen_enc${ratio}x+$teacher/decoder
+deen_dec${ratio}x_drop=shrink:$teacher/decoder:$ratio deen_dec${ratio}x_drop_eval=$teacher/encoder+exp/deen_dec${ratio}x_drop
+deen_enc${ratio}x_drop=shrink:$teacher/encoder:$ratio deen_enc${ratio}x_drop_eval=exp/deen_enc${ratio}x_drop+$teacher/decoder"
+    for model in dec enc; do
+        compress_decodes+=" deen_${model}${ratio}x_eval@deen_test deen_${model}${ratio}x_drop_eval@deen_test"
+        compress_relative+=" deen_${model}${ratio}x_eval@deen_test=deen_lego_teacher deen_${model}${ratio}x_drop_eval@deen_test=deen_lego_teacher"
+    done
+done
+compress_experiments+="
+deen_dec2x_sft:conf/finetune_deen_dec2x_shrink.yaml
+roen_plug_teacher=exp/roen_enconly_demo/modules/encoder+$teacher/decoder
+roen_plug_dec2x=exp/roen_enconly_demo/modules/encoder+exp/deen_dec2x"
+compress_decodes+=" deen_dec2x_sft@deen_test roen_plug_teacher@roen_test roen_plug_dec2x@roen_test"
+compress_relative+=" deen_dec2x_sft@deen_test=deen_lego_teacher roen_plug_dec2x@roen_test=roen_plug_teacher"
+
 # Data: local/data.sh unpacks ../corpus into data/{deen,roen}_{train,valid,test}.
 data_opts=""
 # One English BPE for every task that shares the De-En decoder (paper §III-A2);
@@ -54,7 +94,7 @@ ro256:bpe:256:data/roen_train/text.ro:data/roen_test/text.ro"
 # In order: exp_name:config[,config] (trained) or exp_name=module+module (composed, no training);
 # an entry may use the modules of the entries above it (egs/TEMPLATE/legonn.sh).
 # Exp dirs are named here, never derived from options.
-experiments="deen_baseline:conf/train_deen_baseline.yaml
+main_experiments="deen_baseline:conf/train_deen_baseline.yaml
 deen_lego_wemb:conf/train_deen_lego_wemb.yaml
 deen_lego_beamconv:conf/train_deen_lego_beamconv.yaml
 roen_baseline:conf/train_roen_baseline.yaml
@@ -68,18 +108,30 @@ deen_lego_wemb_bpe256:conf/train_deen_lego_wemb_bpe256.yaml
 roen_baseline_bpe256:conf/train_roen_baseline_bpe256.yaml
 roen_enconly_bpe256:conf/train_roen_enconly_bpe256.yaml
 roen_plug_bpe256=exp/roen_enconly_bpe256/modules/encoder+exp/deen_lego_wemb_bpe256/modules/decoder
-roen_plug_bpe256_ft:exp/roen_plug_bpe256/finetune.yaml,conf/finetune_roen_plug_bpe256.yaml
-$stress_experiments"
-avg_num=3
-decodes="deen_baseline@deen_test deen_lego_wemb@deen_test deen_lego_beamconv@deen_test
+roen_plug_bpe256_ft:exp/roen_plug_bpe256/finetune.yaml,conf/finetune_roen_plug_bpe256.yaml"
+main_decodes="deen_baseline@deen_test deen_lego_wemb@deen_test deen_lego_beamconv@deen_test
 roen_baseline@roen_test roen_enconly@roen_test roen_plug@roen_test roen_plug_ft@roen_test
 deen_lego_demo@deen_test roen_enconly_demo@roen_test roen_plug_demo@roen_test
-deen_lego_wemb_bpe256@deen_test roen_baseline_bpe256@roen_test roen_enconly_bpe256@roen_test roen_plug_bpe256@roen_test roen_plug_bpe256_ft@roen_test
-$stress_decodes"
+deen_lego_wemb_bpe256@deen_test roen_baseline_bpe256@roen_test roen_enconly_bpe256@roen_test roen_plug_bpe256@roen_test roen_plug_bpe256_ft@roen_test"
 # The modularity table of stage 8: each model as a percentage of the unswapped reference.
-relative="roen_enconly@roen_test=roen_baseline roen_plug@roen_test=roen_baseline roen_plug_ft@roen_test=roen_baseline
-roen_enconly_bpe256@roen_test=roen_baseline_bpe256 roen_plug_bpe256@roen_test=roen_baseline_bpe256 roen_plug_bpe256_ft@roen_test=roen_baseline_bpe256
-$stress_relative"
+main_relative="roen_enconly@roen_test=roen_baseline roen_plug@roen_test=roen_baseline roen_plug_ft@roen_test=roen_baseline
+roen_enconly_bpe256@roen_test=roen_baseline_bpe256 roen_plug_bpe256@roen_test=roen_baseline_bpe256 roen_plug_bpe256_ft@roen_test=roen_baseline_bpe256"
+experiments=""
+decodes=""
+relative=""
+for suite in $suites; do
+    case $suite in
+        main|stress|compress)
+            lists=("${suite}_experiments" "${suite}_decodes" "${suite}_relative")
+            experiments+=" ${!lists[0]}"; decodes+=" ${!lists[1]}"; relative+=" ${!lists[2]}"
+            ;;
+        *)
+            echo "run.sh: unknown suite '$suite' in --suites (main, stress, compress)" >&2
+            exit 1
+            ;;
+    esac
+done
+avg_num=3
 decode_opts="--beam 5 --length_penalty 0.6 --max_len_a 1.2 --max_len_b 10"   # paper's MT setting
 ref_file=text.en
 results_title="Mini MT (De-En, Ro-En)"
