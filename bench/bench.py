@@ -6,6 +6,10 @@
 Workloads (see bench/README.md): matmul_peak, mt_train_baseline, mt_train_legonn,
 mt_decode_baseline, mt_decode_legonn, asr_train. Prints the JSON report on stdout (and writes it
 atomically to --out), a short summary on stderr. Weights are random: the work is fixed.
+
+mt_decode_modules times the decode shape on a chain of trained module folders instead
+(--modules DIR [DIR ...], e.g. a compressed decoder composed with its encoder; inputs are random
+ids as for the others, so only the model differs).
 """
 from __future__ import annotations
 
@@ -33,10 +37,12 @@ from legonn.engine.trainer import build_optimizer  # noqa: E402
 from legonn.errors import LegonnError  # noqa: E402
 from legonn.nn.chain import Chain  # noqa: E402
 from legonn.fileio import write_atomic  # noqa: E402
+from legonn.modules.artifact import assemble  # noqa: E402
 from shapes import (ATTENTION_FLOPS, BEAM, DEC_LAYERS, ENC_LAYERS, FEAT_DIM, FULL, OPTIM, QUICK, SEED, SIZE, V,  # noqa: E402
                     asr_train_data, host_info, mt_decode_data, mt_train_data, summary)
 
-WORKLOADS = ("matmul_peak", "mt_train_baseline", "mt_train_legonn", "mt_decode_baseline", "mt_decode_legonn", "asr_train")
+WORKLOADS = ("matmul_peak", "mt_train_baseline", "mt_train_legonn", "mt_decode_baseline", "mt_decode_legonn",
+             "mt_decode_modules", "asr_train")
 
 # ----------------------------------------------------------------------------------- models
 
@@ -71,6 +77,17 @@ def asr_specs() -> list[dict]:
 def build(specs: list[dict]) -> Chain:
     torch.manual_seed(SEED)
     return Chain.from_specs(specs)
+
+
+def chain_of_modules(folders: list[str]) -> Chain:
+    """Trained module folders for mt_decode_modules; their first module must read V-symbol ids."""
+    chain, loaded = assemble(folders)
+    if (loaded[0].meta["input"].get("vocab") or {}).get("size", 0) < V:
+        raise LegonnError(f"{folders[0]}: mt_decode_modules feeds ids below {V}: the first module must read tokens "
+                          f"of a vocabulary of at least {V} symbols")
+    if chain.decoder is None:
+        raise LegonnError(f"{folders[-1]}: mt_decode_modules needs a decoder last")
+    return chain
 
 
 # ---------------------------------------------------------------------------------- timing
@@ -188,8 +205,8 @@ def asr_train(cfg, device, timer, peak_gflops) -> dict:
     return r
 
 
-def mt_decode(kind: str, cfg, device, timer) -> dict:
-    chain = build(mt_specs(kind))
+def mt_decode(chain: Chain, model: object, cfg, device, timer) -> dict:
+    """The decode shape on ``chain`` (described in the report as ``model``)."""
     chain.to(device).eval()
     src, src_len, order = mt_decode_data(cfg)
     out_len = cfg["dec_len"]
@@ -211,7 +228,7 @@ def mt_decode(kind: str, cfg, device, timer) -> dict:
             per_size[str(bs)] = {"seconds": summary(seconds), "sentences_per_second": cfg["dec_sentences"] / statistics.median(seconds)}
     best = max(cfg["dec_batch_sizes"], key=lambda bs: per_size[str(bs)]["sentences_per_second"])
     return {
-        "model": mt_specs(kind),
+        "model": model,
         "sentences": cfg["dec_sentences"],
         "source_lengths": "uniform in [10, 30], batched in order of length",
         "beam": BEAM,
@@ -266,15 +283,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="also write the JSON report here (atomically)")
     ap.add_argument("--precision", default="fp32", choices=tuple(DTYPES),
                     help="training workloads under autocast (as trainer.precision); matmul_peak in that dtype")
+    ap.add_argument("--modules", nargs="+", metavar="DIR", help="module folders in chain order, for mt_decode_modules")
     ap.add_argument("--quick", action="store_true", help="tiny batches, few steps: a smoke test, not a measurement")
     args = ap.parse_args(argv)
 
-    names = list(WORKLOADS)
+    names = [n for n in WORKLOADS if n != "mt_decode_modules"]
     if args.only:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
         unknown = sorted(set(names) - set(WORKLOADS))
         if unknown:
             ap.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+    if ("mt_decode_modules" in names) != bool(args.modules):
+        ap.error("--modules and the mt_decode_modules workload go together (--only mt_decode_modules --modules DIR ...)")
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: CUDA is not available")
     if args.threads:
@@ -297,8 +317,11 @@ def main(argv: list[str] | None = None) -> int:
             r = matmul_peak(cfg, device, timer)
         elif name.startswith("mt_train_"):
             r = mt_train(name.removeprefix("mt_train_"), cfg, device, timer, peak)
+        elif name == "mt_decode_modules":
+            r = mt_decode(chain_of_modules(args.modules), args.modules, cfg, device, timer)
         elif name.startswith("mt_decode_"):
-            r = mt_decode(name.removeprefix("mt_decode_"), cfg, device, timer)
+            specs = mt_specs(name.removeprefix("mt_decode_"))
+            r = mt_decode(build(specs), specs, cfg, device, timer)
         else:
             r = asr_train(cfg, device, timer, peak)
         results[name] = r

@@ -87,3 +87,32 @@ def test_quick_run_reports_every_workload(tmp_path):
 def test_only_selects_workloads(tmp_path):
     report, _ = run_bench(tmp_path, "--only", "matmul_peak")
     assert set(report["workloads"]) == {"matmul_peak"}
+
+
+def test_decode_shape_on_trained_module_folders(tmp_path):
+    """mt_decode_modules times a chain of module folders (here small random ones over 1000 symbols)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from shapes import V
+
+    from legonn.data.vocab import SPECIALS, Vocabulary
+    from legonn.modules.artifact import save_module
+    from legonn.nn.chain import Chain
+
+    size = {"d_model": 16, "heads": 2, "d_ff": 32, "layers": 1, "dropout": 0.0}
+    chain = Chain.from_specs([
+        {"name": "encoder", "type": "lego_encoder", "target": "en",
+         "conf": {"input": {"type": "embedding", "vocab_size": V}, **size, "olc": {"factor": 2, "max_len": 80, "layers": 1},
+                  "ctc_vocab_size": V}},
+        {"name": "decoder", "type": "lego_decoder", "target": "en",
+         "conf": {"vocab_size": V, "ingestor": {"type": "wemb", "vocab_size": V}, **size}},
+    ])
+    vocab = Vocabulary(list(SPECIALS) + [f"w{i}" for i in range(V - len(SPECIALS))])
+    save_module(chain.blocks["encoder"], tmp_path / "enc", "encoder", vocab, vocab)
+    save_module(chain.blocks["decoder"], tmp_path / "dec", "decoder", vocab, vocab)
+    report, _ = run_bench(tmp_path, "--only", "mt_decode_modules", "--modules", str(tmp_path / "enc"), str(tmp_path / "dec"))
+    r = report["workloads"]["mt_decode_modules"]
+    assert r["model"] == [str(tmp_path / "enc"), str(tmp_path / "dec")]
+    assert positive(r["batch_1_sentences_per_second"]) and positive(r["best_sentences_per_second"])
+    alone = subprocess.run([sys.executable, str(BENCH), "--quick", "--modules", str(tmp_path / "enc")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 2 and "go together" in alone.stderr

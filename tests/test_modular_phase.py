@@ -186,3 +186,18 @@ def test_shrinking_keeps_spread_teacher_layers(teacher, tmp_path):
     assert state_equal(shrunk.module.decoder.layers[1].state_dict(), want) == []
     bad = run_legonn("assemble", "--teacher", teacher[1]["decoder"], "--depth", "9", "--out", tmp_path / "e")
     assert bad.returncode == 1 and "can keep 1 to 4 of them, not 9" in bad.stderr
+
+
+def test_random_init_is_a_student_from_scratch(teacher):
+    config = modular_config(teacher)
+    config["modular"] = {"decoder": {"granularities": [2], "init": "random"}, "encoder": [4]}
+    model = build_experiment(config).model
+    copied = model.stack("decoder").layers[0].ffn.fc1.weight
+    assert not torch.equal(model.modular["decoder"]["g2_0"].ffn.fc1.weight, copied)
+    assert torch.equal(model.modular["encoder"]["g4_0"].ffn.fc1.weight, model.stack("encoder").layers[0].ffn.fc1.weight)
+    config["modular"] = {"decoder": {"granularities": [2], "init": "zeros"}}
+    with pytest.raises(LegonnError, match="init must be one of copy, random"):
+        build_experiment(config)
+    config["modular"] = {"decoder": {"grans": [2]}}
+    with pytest.raises(LegonnError, match="modular.decoder: expected a list of granularities"):
+        build_experiment(config)

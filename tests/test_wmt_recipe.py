@@ -352,3 +352,22 @@ def test_finetune_config_layers_over_compose_output():
     assert config["trainer"]["max_steps"] == 4000 and config["data"]["train"] == "data/roen_train"
     run_sh = (RECIPE / "run.sh").read_text()
     assert "roen_transfer_wemb_ft:exp/roen_transfer_wemb/finetune.yaml,conf/finetune_roen_transfer.yaml" in run_sh
+
+
+def test_modular_config_builds_on_the_table_one_model():
+    """The Modular Transformers phase of the paper-size WEmb model resolves and builds (meta
+    device; its teacher folders, trainer.init_modules, exist only after the recipe's stage 6)."""
+    import torch
+
+    from legonn.config import resolve
+    from legonn.engine.experiment import build_model
+    from legonn.nn.modular import ModularStudent, depths
+
+    config = resolve(RECIPE / "conf" / "modular_ende_lego_wemb.yaml")
+    assert set(config["trainer"].pop("init_modules")) == {"encoder", "decoder"}
+    with torch.device("meta"):
+        model = build_model(config, {"vocab:input": 32000, "vocab:de": 32000})
+    assert isinstance(model, ModularStudent) and model.depth("encoder") == model.depth("decoder") == 6
+    assert depths(6, model.granularities["decoder"]) == [1, 2, 3, 4, 5, 6]
+    assert all(not p.requires_grad for p in model.teacher.parameters())
+    assert config["criterion"]["type"] == "modular_kd" and config["trainer"]["callbacks"][0]["type"] == "module_replacing"

@@ -133,11 +133,22 @@ def replacement_probability(step: int, start: float, slope: float) -> float:
     return min(1.0, max(0.0, start + slope * step))
 
 
-def modular_layers(teacher_layers: nn.ModuleList, granularities: Iterable[int]) -> nn.ModuleDict:
-    """One new layer per aligned block, each a copy of its block's first teacher layer, trainable."""
+INITS = ("copy", "random")
+
+
+def modular_layers(teacher_layers: nn.ModuleList, granularities: Iterable[int], init: str = "copy") -> nn.ModuleDict:
+    """One new layer per aligned block, trainable: a copy of its block's first teacher layer
+    (``copy``) or a layer of that shape with PyTorch's default initialisation (``random``: a
+    student trained from scratch, the baseline the copies are measured against)."""
+    if init not in INITS:
+        raise LegonnError(f"modular layers' init must be one of {', '.join(INITS)}, got '{init}'")
     out = nn.ModuleDict()
     for block in blocks(len(teacher_layers), granularities):
         layer = copy.deepcopy(teacher_layers[block.start])
+        if init == "random":
+            for module in layer.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
         layer.requires_grad_(True)
         out[block.name] = layer
     return out
@@ -194,27 +205,41 @@ class ModularOutput(ChainOutput):
     hidden_pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
 
-class ModularStudent(nn.Module):
-    """A frozen teacher chain and the modular layers of some of its modules (``granularities``:
-    module name -> granularities). ``plans`` (module name -> Plan) is the assembly the next
-    training pass runs; a trainer callback sets it per step (legonn.engine.callbacks)."""
+def parse_section(section: Any) -> dict[str, tuple[list[int], str]]:
+    """The config's ``modular`` section -> module name -> (granularities, init). Per module either
+    a list of granularities or ``{granularities: [...], init: copy|random}``."""
+    if not isinstance(section, dict) or not section:
+        raise LegonnError("modular: expected a mapping {module name: [granularities]}, e.g. {decoder: [2, 3, 6]}")
+    out = {}
+    for name, value in section.items():
+        entry = value if isinstance(value, dict) else {"granularities": value}
+        unknown = set(entry) - {"granularities", "init"}
+        grans = entry.get("granularities")
+        if unknown or not isinstance(grans, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in grans):
+            raise LegonnError(f"modular.{name}: expected a list of granularities (integers) or "
+                              f"{{granularities: [...], init: copy|random}}, got {value!r}")
+        out[name] = (grans, entry.get("init", "copy"))
+    return out
 
-    def __init__(self, teacher: Chain, granularities: dict[str, Any]):
+
+class ModularStudent(nn.Module):
+    """A frozen teacher chain and the modular layers of some of its modules (``section``: the
+    config's ``modular`` section, :func:`parse_section`). ``plans`` (module name -> Plan) is the
+    assembly the next training pass runs; a trainer callback sets it per step (legonn.engine.callbacks)."""
+
+    def __init__(self, teacher: Chain, section: dict[str, Any]):
         super().__init__()
-        if not isinstance(granularities, dict) or not granularities:
-            raise LegonnError("modular: expected a mapping {module name: [granularities]}, e.g. {decoder: [2, 3, 6]}")
-        unknown = [n for n in granularities if n not in teacher.blocks]
+        modules = parse_section(section)
+        unknown = [n for n in modules if n not in teacher.blocks]
         if unknown:
             raise LegonnError(f"modular: no module named {', '.join(map(repr, unknown))} (modules: {', '.join(teacher.names)})")
         self.teacher = teacher.requires_grad_(False)
         self.granularities: dict[str, tuple[int, ...]] = {}
         self.modular = nn.ModuleDict()
-        for name, grans in granularities.items():
-            if not isinstance(grans, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in grans):
-                raise LegonnError(f"modular.{name}: expected a list of granularities (integers), got {grans!r}")
+        for name, (grans, init) in modules.items():
             layers = self.stack(name).layers
             self.granularities[name] = check_granularities(len(layers), grans)
-            self.modular[name] = modular_layers(layers, grans)
+            self.modular[name] = modular_layers(layers, grans, init)
         self.plans: dict[str, Plan] = {name: teacher_plan(self.depth(name)) for name in self.granularities}
 
     @property

@@ -55,7 +55,8 @@ swap_seed_plain@deen_test=deen_lego_plain_bpe256"
 # Modular Transformers (RESULTS.compress.md; egs/TEMPLATE/README.md, "Compressing a module"): a
 # 6+6-layer De-En teacher, one modular phase for both stacks, then at each compression ratio the
 # assembled decoder and encoder (each composed with the teacher's other half) and, side by side,
-# (a) the teacher with layers dropped; at 2x also (b) shrink-and-fine-tune. Last, the 2x decoder
+# (a) the teacher with layers dropped; at 2x also (b) shrink-and-fine-tune and (c) distillation
+# into a 3-layer decoder trained from scratch. Last, the 2x decoder
 # plugged onto the Ro-En encoder (the demo's), relative to the uncompressed teacher decoder's plug.
 teacher=exp/deen_lego_teacher/modules
 compress_experiments="deen_lego_teacher:conf/train_deen_lego_teacher.yaml
@@ -75,10 +76,13 @@ deen_enc${ratio}x_drop=shrink:$teacher/encoder:$ratio deen_enc${ratio}x_drop_eva
 done
 compress_experiments+="
 deen_dec2x_sft:conf/finetune_deen_dec2x_shrink.yaml
+deen_dec2x_kd_phase:conf/kd_deen_dec2x_scratch.yaml
+deen_dec2x_kd=assemble:deen_dec2x_kd_phase:decoder:2 deen_dec2x_kd_eval=$teacher/encoder+exp/deen_dec2x_kd
 roen_plug_teacher=exp/roen_enconly_demo/modules/encoder+$teacher/decoder
 roen_plug_dec2x=exp/roen_enconly_demo/modules/encoder+exp/deen_dec2x"
-compress_decodes+=" deen_dec2x_sft@deen_test roen_plug_teacher@roen_test roen_plug_dec2x@roen_test"
-compress_relative+=" deen_dec2x_sft@deen_test=deen_lego_teacher roen_plug_dec2x@roen_test=roen_plug_teacher"
+compress_decodes+=" deen_dec2x_sft@deen_test deen_dec2x_kd_eval@deen_test roen_plug_teacher@roen_test roen_plug_dec2x@roen_test"
+compress_relative+=" deen_dec2x_sft@deen_test=deen_lego_teacher deen_dec2x_kd_eval@deen_test=deen_lego_teacher
+roen_plug_dec2x@roen_test=roen_plug_teacher"
 
 # Data: local/data.sh unpacks ../corpus into data/{deen,roen}_{train,valid,test}.
 data_opts=""

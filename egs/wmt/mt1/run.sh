@@ -41,6 +41,17 @@ for task in $tasks; do
             for exp in ende_baseline ende_baseline_18l ende_lego_wemb ende_lego_beamconv; do
                 decodes+=" $exp@ende_valid $exp@ende_test"
             done
+            # Modular Transformers: one phase on the WEmb model, its decoder and encoder assembled
+            # at 2x and 3x, each composed with the teacher's other half (egs/TEMPLATE/README.md)
+            experiments+=" ende_modular:conf/modular_ende_lego_wemb.yaml"
+            for ratio in 2 3; do
+                experiments+=" ende_dec${ratio}x=assemble:ende_modular:decoder:$ratio"
+                experiments+=" ende_dec${ratio}x_eval=exp/ende_lego_wemb/modules/encoder+exp/ende_dec${ratio}x"
+                experiments+=" ende_enc${ratio}x=assemble:ende_modular:encoder:$ratio"
+                experiments+=" ende_enc${ratio}x_eval=exp/ende_enc${ratio}x+exp/ende_lego_wemb/modules/decoder"
+                decodes+=" ende_dec${ratio}x_eval@ende_test ende_enc${ratio}x_eval@ende_test"
+                relative+=" ende_dec${ratio}x_eval@ende_test=ende_lego_wemb ende_enc${ratio}x_eval@ende_test=ende_lego_wemb"
+            done
             ;;
         roen)
             # Appendix A-A: a single 41k BPE over both training sets; its English is shared, so the
