@@ -201,3 +201,12 @@ def test_random_init_is_a_student_from_scratch(teacher):
     config["modular"] = {"decoder": {"grans": [2]}}
     with pytest.raises(LegonnError, match="modular.decoder: expected a list of granularities"):
         build_experiment(config)
+
+
+def test_speed_first_times_every_candidate_and_keeps_the_fastest_band(phase, tmp_path):
+    exp_dir, _ = phase
+    result = assemble_experiment(exp_dir, "decoder", tmp_path / "fast", depth=3, strategy="speed-first")
+    assert all(c.latency_ms > 0 for c in result.candidates)
+    fastest = min(c.latency_ms for c in result.candidates)
+    assert result.chosen.latency_ms <= fastest * 1.1
+    assert json.loads((tmp_path / "fast" / "module.json").read_text())["extra"]["assembled"]["strategy"] == "speed-first"
