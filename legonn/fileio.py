@@ -115,6 +115,20 @@ def read_table(path: str | os.PathLike, what: str = "file", allow_empty_value: b
     return table
 
 
+def inside(directory: str | os.PathLike, name: object, where: str) -> Path:
+    """``directory / name`` for a file name a descriptor (``where``) records, refused in one line
+    when it could lead out of ``directory``: not a plain relative string, absolute, with ``..``,
+    or resolving (through symlinks) to a place outside it. A folder made by someone else is data:
+    reading it must never read anything else."""
+    directory = Path(directory)
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise LegonnError(f"{where}: file name {name!r} is not a relative name inside {directory}")
+    path = directory / name
+    if not path.resolve().is_relative_to(directory.resolve()):
+        raise LegonnError(f"{where}: {name!r} leads outside {directory} (a symbolic link to {path.resolve()})")
+    return path
+
+
 def read_descriptor(path: Path, fmt: str, version: int, what: str) -> dict:
     """A versioned JSON description (module.json, composed.json): an object whose ``format`` is
     ``fmt`` and whose ``format_version`` this legonn can read; anything else is one clear error."""

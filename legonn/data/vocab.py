@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from legonn.errors import LegonnError
-from legonn.fileio import read_table, write_atomic
+from legonn.fileio import inside, read_table, write_atomic
 
 BLANK, UNK, SOS, EOS = 0, 1, 2, 2
 PAD = BLANK
@@ -117,12 +117,15 @@ class Vocabulary:
         return manifest
 
     @classmethod
-    def from_manifest(cls, directory: str | os.PathLike, manifest: dict) -> "Vocabulary":
+    def from_manifest(cls, directory: str | os.PathLike, manifest: dict, where: str = "module.json") -> "Vocabulary":
+        """The vocabulary a folder's descriptor (``where``) records; its files must lie inside ``directory``."""
         directory = Path(directory)
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("sha256"), str):
+            raise LegonnError(f"{where}: a vocabulary entry needs its files and sha256, got {manifest!r}")
         if manifest.get("sentencepiece"):
-            vocab = cls.from_sentencepiece(directory / manifest["sentencepiece"])
+            vocab = cls.from_sentencepiece(inside(directory, manifest["sentencepiece"], where))
         else:
-            vocab = cls.from_token_list(directory / manifest["tokens"])
+            vocab = cls.from_token_list(inside(directory, manifest.get("tokens"), where))
         if vocab.checksum != manifest["sha256"]:
             raise LegonnError(
                 f"{directory / manifest['tokens']}: vocabulary checksum {vocab.checksum[:12]} does not match "

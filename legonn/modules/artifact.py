@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
 from legonn.data.dataset import StreamSpec
 from legonn.data.vocab import Vocabulary
 from legonn.errors import LegonnError
-from legonn.fileio import atomic_dir, read_descriptor
+from legonn.fileio import atomic_dir, inside, read_descriptor
 from legonn.modules.card import module_card
-from legonn.modules.composed import expand
+from legonn.modules.composed import expand, file_sha256
 from legonn.nn.chain import Chain, ModuleSpec, build_module
 from legonn.nn.interface import DATA_KINDS, HIDDEN, MARGINALS, TOKENS
 from legonn.version import __version__
@@ -85,6 +86,7 @@ def save_module(
             "extra": extra or {},
         }
         save_model(module, str(tmp / "model.safetensors"))
+        meta["weights_sha256"] = file_sha256(tmp / "model.safetensors")
         for name_in_folder, source in (files or {}).items():
             if not Path(source).is_file():
                 raise LegonnError(f"{source}: missing (needed in module folder {directory} as {name_in_folder})")
@@ -134,24 +136,76 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
+def _stored_tensors(weights: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """name -> (shape, dtype) from a safetensors header, without reading the tensors."""
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            return {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+    except Exception as exc:  # safetensors raises several types for a corrupt, truncated or foreign file
+        raise LegonnError(f"{weights}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None
+
+
+def _check_architecture(meta: dict[str, Any], weights: Path) -> None:
+    """The architecture module.json describes, built on the meta device (no memory), must have the
+    very tensors the weights file stores: so a forged size (a d_model of 10^9) is refused before
+    anything is allocated, and a file of other shapes or dtypes before it is read."""
+    stored = _stored_tensors(weights)
+    try:
+        with torch.device("meta"):
+            state = build_module(meta["type"], meta["conf"]).state_dict(keep_vars=True)
+    except LegonnError as exc:
+        raise LegonnError(f"{weights.parent}/module.json: {exc}") from None
+    except (RuntimeError, OverflowError) as exc:  # sizes past what any tensor can hold
+        raise LegonnError(f"{weights.parent}/module.json: its '{meta['type']}' architecture cannot exist "
+                          f"({str(exc).splitlines()[0]})") from None
+    # Tied tensors (a decoder's output layer and embedding) are stored once, under either name.
+    groups: dict[int, list[str]] = {}
+    for name, tensor in state.items():
+        groups.setdefault(id(tensor), []).append(name)
+    expected = {}
+    for names in groups.values():
+        found = [n for n in names if n in stored]
+        expected[found[0] if found else names[0]] = state[names[0]]
+    missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise LegonnError(f"{weights}: weights do not fit the '{meta['type']}' architecture in module.json ({what})")
+    for name, tensor in expected.items():
+        shape, dtype = stored[name]
+        if shape != tuple(tensor.shape) or dtype != _SAFETENSORS_DTYPES.get(tensor.dtype):
+            raise LegonnError(f"{weights}: tensor {name} is {dtype} {list(shape)}, module.json's architecture needs "
+                              f"{_SAFETENSORS_DTYPES.get(tensor.dtype)} {list(tensor.shape)}")
+
+
+_SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
+                       torch.int32: "I32", torch.bool: "BOOL", torch.uint8: "U8", torch.float64: "F64"}
+
+
 def load_module(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> LoadedModule:
+    """A module folder, read as data: its files must lie inside it, its weights must match the
+    sha256 module.json records (folders written before legonn recorded it are not checked) and
+    the architecture it describes; nothing is unpickled and nothing allocated before that."""
     directory = Path(directory)
     meta = read_meta(directory)
+    where = str(directory / "module.json")
     vocabs = [
-        Vocabulary.from_manifest(directory, meta[side]["vocab"]) if meta[side].get("vocab") else None
+        Vocabulary.from_manifest(directory, meta[side]["vocab"], where) if meta[side].get("vocab") else None
         for side in ("input", "output")
     ]
-    module = build_module(meta["type"], meta["conf"])
     weights = directory / "model.safetensors"
     if not weights.is_file():
         raise LegonnError(f"{directory}: model.safetensors is missing")
+    inside(directory, "model.safetensors", where)  # not a symbolic link to a file elsewhere
+    recorded = meta.get("weights_sha256")
+    if recorded is not None and file_sha256(weights) != recorded:
+        raise LegonnError(f"{weights}: sha256 {file_sha256(weights)[:12]} does not match {str(recorded)[:12]} recorded in "
+                          f"{where} (weights replaced or damaged)")
+    _check_architecture(meta, weights)
+    module = build_module(meta["type"], meta["conf"])
     try:
-        missing, unexpected = load_model(module, str(weights), strict=False, device=str(map_location))
-    except Exception as exc:  # safetensors raises several types for corrupt or mismatched files
+        load_model(module, str(weights), strict=True, device=str(map_location))
+    except Exception as exc:  # the header was checked; this is a damaged tensor body
         raise LegonnError(f"{weights}: cannot load weights ({str(exc).splitlines()[0]})") from None
-    if missing or unexpected:
-        what = f"missing {sorted(missing)[:3]}" if missing else f"unexpected {sorted(unexpected)[:3]}"
-        raise LegonnError(f"{weights}: weights do not fit the '{meta['type']}' architecture in module.json ({what})")
     module.eval()
     return LoadedModule(directory, module, meta, *vocabs)
 
@@ -167,7 +221,7 @@ def input_spec(loaded: list[LoadedModule], input_file: Optional[str] = None):
         return StreamSpec(input_file or recorded.get("file") or "text", vocab_file)
     cmvn = recorded.get("cmvn")
     return StreamSpec(input_file or recorded.get("file") or "feats.scp", None,
-                      str(first.directory / cmvn) if cmvn else None)
+                      str(inside(first.directory, cmvn, str(first.directory / "module.json"))) if cmvn else None)
 
 
 def _symbols(iface: dict[str, Any], note: str = "") -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from legonn.errors import LegonnError
-from legonn.fileio import read_descriptor
+from legonn.fileio import inside, read_descriptor
 
 FORMAT = "legonn-composed"
 FORMAT_VERSION = 1
@@ -48,10 +48,7 @@ def part_folders(directory: str | os.PathLike, verify: bool = True) -> list[Path
     meta = read_composed(directory)
     folders = []
     for part in meta["parts"]:
-        rel = Path(part["folder"])
-        if rel.is_absolute() or ".." in rel.parts:
-            raise LegonnError(f"{directory / INDEX}: part folder '{part['folder']}' is not inside the composed folder")
-        folder = directory / rel
+        folder = inside(directory, part["folder"], str(directory / INDEX))
         weights = folder / "model.safetensors"
         if not weights.is_file():
             raise LegonnError(f"{directory}: part '{part.get('name')}' is missing ({weights} not found)")
