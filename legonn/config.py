@@ -110,6 +110,21 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _unique_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping that sets one key twice is refused (PyYAML would keep the last one silently)."""
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' set twice (first at line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, lambda loader, node: _unique_keys(loader, node))
+
+
 def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
@@ -143,8 +158,37 @@ def _merge(base: dict, update: dict, where: str, source: str) -> dict:
         if isinstance(base[key], dict) and base[key] and isinstance(value, dict):
             out[key] = _merge(base[key], value, path, source)
         else:
+            _check_type(path, value, source)
             out[key] = value
     return out
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a whole number" if isinstance(value, int) else "a number"
+    return {str: "a string", list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _check_type(path: str, value: Any, source: str) -> None:
+    """A value must be of the kind of its DEFAULTS value (a number where the default is a number,
+    ...); a key whose default is None, or that DEFAULTS does not list (inside a free-form mapping
+    such as data.targets), takes anything and is checked where it is used."""
+    default: Any = DEFAULTS
+    for part in path.split("."):
+        if not isinstance(default, dict) or part not in default:
+            return
+        default = default[part]
+    if default is None:
+        return
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    }.get(type(default), lambda v: isinstance(v, type(default)))(value)
+    if not ok:
+        raise LegonnError(f"{source}: {path} must be {_kind(default)} (like its default {default!r}), got {value!r}")
 
 
 def _edit_modules(modules: list, edits: dict, source: str) -> list:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -311,3 +312,24 @@ def test_check_config_prints_the_changed_keys_and_says_whether_training_continue
     assert changed.stdout.splitlines() == ["optim.lr: 0.003 -> 0.01", "trainer.max_steps: None -> 9"]
     fresh = run_legonn("train", "--config", conf_file, "--exp_dir", tmp_path / "new", "--check_config", timeout=120)
     assert fresh.returncode == 0 and fresh.stdout == ""  # no config.yaml: a new experiment
+
+
+def test_a_key_set_twice_is_refused_with_its_lines(tmp_path):
+    conf = tmp_path / "twice.yaml"
+    conf.write_text("optim:\n  lr: 1.0e-3\n  lr: 5.0e-4\n")
+    with pytest.raises(LegonnError, match=r"twice.yaml:3: invalid YAML \(key 'lr' set twice \(first at line 2\)\)"):
+        resolve(conf)
+
+
+@pytest.mark.parametrize("yaml_text, override, message", [
+    ("optim: {lr: fast}\n", None, "optim.lr must be a number (like its default 0.001), got 'fast'"),
+    ("{}\n", ["--optim.lr", "fast"], "command line: optim.lr must be a number"),
+    ("batching: {max_tokens: 2.5}\n", None, "batching.max_tokens must be a whole number"),
+    ("batching: {shuffle: 'yes'}\n", None, "batching.shuffle must be true or false"),
+    ("trainer: {freeze: encoder}\n", None, "trainer.freeze must be a list"),
+])
+def test_a_value_of_the_wrong_kind_is_refused_before_training(tmp_path, yaml_text, override, message):
+    conf = tmp_path / "typed.yaml"
+    conf.write_text(yaml_text)
+    with pytest.raises(LegonnError, match=re.escape(message)):
+        resolve(conf, override)
