@@ -22,7 +22,7 @@ from legonn.errors import LegonnError
 
 def text_lines(path: str | os.PathLike, what: str = "file") -> Iterator[str]:
     """The lines of a UTF-8 text file, read as they come, without their ``\\n`` (a ``\\r`` before
-    it is kept); a byte-order mark is skipped."""
+    it is kept); a byte-order mark is skipped; a NUL byte is an error (no text tool expects one)."""
     path = Path(path)
     if not path.is_file():
         raise LegonnError(f"{path}: {what} not found")
@@ -31,9 +31,12 @@ def text_lines(path: str | os.PathLike, what: str = "file") -> Iterator[str]:
             if no == 1 and data.startswith(codecs.BOM_UTF8):
                 data = data[len(codecs.BOM_UTF8):]
             try:
-                yield data.decode("utf-8").removesuffix("\n")
-            except UnicodeDecodeError as exc:
+                line = data.decode("utf-8").removesuffix("\n")
+            except UnicodeDecodeError as exc:  # Latin-1 bytes, an encoded unpaired surrogate, ...
                 raise LegonnError(f"{path}:{no}: not valid UTF-8 ({exc.reason} at byte {exc.start + 1} of the line)") from None
+            if "\x00" in line:
+                raise LegonnError(f"{path}:{no}: contains a NUL byte (at character {line.index(chr(0)) + 1}): not a text file")
+            yield line
 
 
 @dataclass

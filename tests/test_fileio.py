@@ -73,3 +73,19 @@ def test_one_reader_for_both_policies(tmp_path):
     assert f"{p}:2: malformed line: 'x' is not a number" in [m for _, m in messages]
     p.write_text("\ufeffu1 1.5\r\nu2 2\r\n", encoding="utf-8")
     assert read_table(p) == {"u1": "1.5", "u2": "2"}
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"u1 hello\nu2 he\x00llo\n", r":2: contains a NUL byte \(at character 6\)"),
+    (b"u1 \xed\xa0\x80 lone surrogate\n", r":1: not valid UTF-8"),  # UTF-8 of an unpaired surrogate
+])
+def test_nul_bytes_and_encoded_surrogates_are_refused(tmp_path, data, message):
+    p = tmp_path / "text"
+    p.write_bytes(data)
+    with pytest.raises(LegonnError, match=message):
+        read_table(p)
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "text").write_bytes(data)
+    with pytest.raises(LegonnError, match=message):
+        D.validate(d)
