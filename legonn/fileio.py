@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import codecs
 import json
+import logging
 import os
 import shutil
+import socket
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from legonn.errors import LegonnError
+
+log = logging.getLogger(__name__)
 
 
 def text_lines(path: str | os.PathLike, what: str = "file") -> Iterator[str]:
@@ -225,3 +230,63 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return Path(path)
+
+
+LOCK = ".legonn.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+@contextmanager
+def exclusive(directory: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold ``directory``'s lock (``.legonn.lock``: pid, host, command) while the body writes there,
+    so that two jobs never write one experiment or output folder. A lock held by a live process
+    is refused in one line naming it; one left by a dead process on this host (a kill -9) is taken
+    over with a warning; one from another host is refused (its process cannot be checked from here)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = directory / LOCK
+    host, pid = socket.gethostname(), os.getpid()
+    mine = json.dumps({"pid": pid, "host": host, "what": what, "command": " ".join(sys.argv)}) + "\n"
+    for _ in range(3):  # a lock removed between our two looks is simply tried again
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text(encoding="utf-8"))
+                other_pid, other_host = int(holder["pid"]), str(holder["host"])
+            except FileNotFoundError:
+                continue
+            except (ValueError, KeyError, TypeError):
+                raise LegonnError(f"{lock}: unreadable lock file; if no job writes {directory}, remove it") from None
+            if other_host != host:
+                raise LegonnError(f"{directory}: in use by {holder.get('what', 'a job')} (pid {other_pid} on host {other_host}, "
+                                  f"{lock}); if that job is gone, remove the lock file")
+            if other_pid != pid and _alive(other_pid):
+                raise LegonnError(f"{directory}: in use by {holder.get('what', 'a job')} (pid {other_pid}: "
+                                  f"{holder.get('command', '?')}); wait for it or stop it")
+            if other_pid != pid:
+                log.warning("%s: taking over the lock of pid %d on %s, which is no longer running", directory, other_pid, host)
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(mine)
+        break
+    else:
+        raise LegonnError(f"{lock}: could not take the lock (it keeps changing hands)")
+    try:
+        yield
+    finally:
+        try:
+            if json.loads(lock.read_text(encoding="utf-8")).get("pid") == pid:
+                lock.unlink()
+        except (OSError, ValueError):
+            pass

@@ -15,7 +15,7 @@ from legonn.data.dataset import ChainDataset, StreamSpec
 from legonn.data.vocab import Vocabulary
 from legonn.engine.experiment import data_vocabs, load_trained, trained_chain
 from legonn.errors import LegonnError
-from legonn.fileio import write_atomic
+from legonn.fileio import exclusive, write_atomic
 from legonn.modules.artifact import assemble, input_spec
 from legonn.nn.beam_search import beam_search
 from legonn.nn.chain import Chain
@@ -138,10 +138,11 @@ def decode_data_dir(
         if name in source.vocabs and getattr(model.blocks[name], "ctc", None) is not None:
             ctc_vocabs[name] = source.vocabs[name]
     dataset = ChainDataset(data_dir, source.input_spec, {}, require_targets=False)
-    files = decode_dataset(model, dataset, out_dir, source.vocabs.get(model.specs[-1].name), ctc_vocabs, **search)
-    for name in ctc_vocabs:
-        if name in source.target_files:
-            ref = Path(out_dir) / f"ctc_{name}.ref"
-            write_atomic(ref, source.target_files[name] + "\n")
-            files.append(ref)
+    with exclusive(out_dir, "legonn decode"):
+        files = decode_dataset(model, dataset, out_dir, source.vocabs.get(model.specs[-1].name), ctc_vocabs, **search)
+        for name in ctc_vocabs:
+            if name in source.target_files:
+                ref = Path(out_dir) / f"ctc_{name}.ref"
+                write_atomic(ref, source.target_files[name] + "\n")
+                files.append(ref)
     return len(dataset) + len(dataset.empty_inputs), files

@@ -32,7 +32,7 @@ from legonn.engine.experiment import build_experiment, record_experiment
 from legonn.engine.precision import Precision
 from legonn.engine.scheduler import build_scheduler
 from legonn.errors import LegonnError
-from legonn.fileio import write_atomic
+from legonn.fileio import exclusive, write_atomic
 from legonn.nn.ctc import greedy_decode
 
 log = logging.getLogger("legonn.train")
@@ -115,6 +115,16 @@ class Trainer:
         self.device = distributed.device_for(device, self.info)
         self.exp_dir = Path(exp_dir)
         self.exp_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = contextlib.ExitStack()  # one writer per experiment: the main rank holds it until fit() ends
+        if self.info.main:
+            self.lock.enter_context(exclusive(self.exp_dir, "legonn train"))
+        try:
+            self._set_up(config, device)
+        except BaseException:
+            self.lock.close()
+            raise
+
+    def _set_up(self, config: dict[str, Any], device: str) -> None:
         _setup_logging(self.exp_dir, self.info.main)
         saved = self._check_saved_config()
         tconf, oconf, bconf = config["trainer"], config["optim"], config["batching"]
@@ -235,6 +245,7 @@ class Trainer:
             if self.writer is not None:
                 self.writer.close()
             distributed.cleanup(self.info)
+            self.lock.close()
 
     def _run_epoch(self, stop_at_step: Optional[int]) -> bool:
         """The rest of the current epoch; True when interrupted at ``stop_at_step``."""
