@@ -174,8 +174,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     kaldiio, matplotlib): when the block succeeds it is synced to disk and renamed over ``path``;
     when it fails it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -183,9 +186,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _fsync(tmp)
         _public_mode(tmp)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile, a quota
+        tmp.unlink(missing_ok=True)
+        raise _unwritable(path, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _unwritable(path: Path, exc: OSError) -> LegonnError:
+    kept = f"; the previous {path.name} is kept as it was" if path.exists() else "; nothing was written"
+    return LegonnError(f"{path}: cannot write ({exc.strerror or exc}){kept}")
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
@@ -202,8 +213,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary sibling folder that replaces the folder ``path`` (if any) when the block
     succeeds, its files synced and shareable; removed when the block fails, leaving ``path`` as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     old = None
     try:
         yield tmp
@@ -215,10 +229,12 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.rename(path, old / "x")
         os.rename(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and (old / "x").exists() and not path.exists():
             os.rename(old / "x", path)
+        if isinstance(exc, OSError):
+            raise _unwritable(path, exc) from None
         raise
     finally:
         if old is not None:

@@ -19,7 +19,10 @@ LAST = "checkpoint_last.pt"
 def save_atomic(obj: Any, path: Path) -> None:
     """torch.save through :func:`~legonn.fileio.atomic_path`: an interrupted save leaves the old file."""
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch's zip writer reports a full disk as a RuntimeError
+            raise OSError(str(exc).splitlines()[0]) from None
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
