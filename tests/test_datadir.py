@@ -448,3 +448,18 @@ def test_write_data_dir_replaces_the_whole_dir_or_nothing(tmp_path):
         write_data_dir(out, {"text": ["u3 d"], "utt2spk": Broken()})
     assert (out / "text").read_text() == "u2 c\n"  # the old dir is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train"]  # no temporary left behind
+
+
+def test_overlapping_segments_are_allowed_but_warned(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "wav.scp").write_text(f"rec1 {tmp_path / 'a.wav'}\n")
+    (tmp_path / "a.wav").write_bytes(b"")
+    (d / "segments").write_text("u1 rec1 0.0 2.0\nu2 rec1 1.5 3.0\nu3 rec1 3.0 4.0\n")
+    (d / "utt2spk").write_text("u1 s\nu2 s\nu3 s\n")
+    (d / "spk2utt").write_text("s u1 u2 u3\n")
+    (d / "text").write_text("u1 a\nu2 b\nu3 c\n")
+    probs = D.check(d)
+    assert probs.total == 0 and len(probs.warnings) == 1
+    assert "segments:2: segment 'u2' starts at 1.5 s, before segment 'u1' (line 1) of recording 'rec1' ends at 2 s" \
+        in probs.warnings[0]

@@ -9,12 +9,13 @@ import kaldiio
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.signal import resample_poly
 
 from legonn import cli
 from legonn.speech.audio import to_int16
 from legonn.data.dataset import FeatureStream, GlobalCMVN, StreamSpec
 from legonn.errors import LegonnError
-from legonn.speech.fbank import FbankConfig, compute_fbank
+from legonn.speech.fbank import FbankConfig, compute_fbank, compute_features
 
 
 def reference_fbank(x16: np.ndarray, rate: int = 16000, num_bins: int = 80, low: float = 20.0) -> np.ndarray:
@@ -152,3 +153,18 @@ def test_features_of_speed_perturbed_dir(tmp_path):
     for factor, u in ((0.9, "sp0.9-u3"), (1.0, "u3"), (1.1, "sp1.1-u3")):
         assert frames[u] == 1 + (math.ceil(samples / factor) - 400) // 160
     assert D.validate(sp) == []
+
+
+def test_8khz_speech_labelled_16khz_is_warned(tmp_path, caplog):
+    """A 16 kHz header over 8 kHz content (nothing above 4 kHz) is computed as declared, with a
+    warning naming an utterance; real 8 kHz files (resampled on purpose) and wideband noise are not."""
+    rng = np.random.default_rng(1)
+    narrow = resample_poly(rng.standard_normal(8000), 2, 1)  # 8 kHz noise upsampled: band-limited to 4 kHz
+    d = tmp_path / "data"
+    d.mkdir()
+    for name, wave, rate in (("a", narrow, 16000), ("b", rng.standard_normal(16000), 16000), ("c", rng.standard_normal(8000), 8000)):
+        sf.write(tmp_path / f"{name}.wav", (wave / np.abs(wave).max() * 3000).astype(np.int16), rate)
+    (d / "wav.scp").write_text("".join(f"{u} {tmp_path / u}.wav\n" for u in "abc"))
+    with caplog.at_level("WARNING"):
+        compute_features(d, progress=False)
+    assert "1 utterance(s) have no energy above 4 kHz although their audio declares 16000 Hz or more (e.g. 'a')" in caplog.text

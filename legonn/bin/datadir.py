@@ -78,6 +78,8 @@ def main(argv: list[str]) -> int:
         probs = D.check(args.dir, require_text=not args.no_text, require_audio=not args.no_wav, check_files=not args.no_file_check)
         for line in probs.lines():
             print(line)
+        for line in probs.warnings:
+            print(f"warning: {line}", file=sys.stderr)
         if probs.total:
             print(f"{args.dir}: {probs.total} problem(s); utils/fix_data_dir.sh {args.dir} fixes sorting and incomplete utterances")
             return 1

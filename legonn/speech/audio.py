@@ -403,13 +403,42 @@ def read_audio(
     ``start``/``end`` are segment times in the timeline of the entry as written (i.e. of the
     perturbed audio for a speed-perturbed entry).  ``speed`` multiplies the entry's own factor.
     """
+    return read_audio_native(value, utt=utt, start=start, end=end, rate=rate, speed=speed, channel=channel)[0]
+
+
+def read_audio_native(
+    value: str,
+    *,
+    utt: str = "?",
+    start: Optional[float] = None,
+    end: Optional[float] = None,
+    rate: int = TARGET_RATE,
+    speed: float = 1.0,
+    channel: Optional[int] = None,
+) -> tuple[np.ndarray, int]:
+    """:func:`read_audio`, and the sample rate the audio itself declares."""
     entry = parse_wav_entry(value)
     total_speed = entry.speed * speed
     s = None if start is None else start * total_speed
     e = None if end is None else end * total_speed
     data, native = _read_parsed(entry, utt, s, e)
     x = mix(data, channel, utt=utt)
-    return _convert(x, native, total_speed, rate)
+    return _convert(x, native, total_speed, rate), native
+
+
+def narrowband(wave: np.ndarray, rate: int, cutoff: float = 4600.0, floor_db: float = -40.0) -> bool:
+    """Whether ``wave`` (at ``rate``) holds no energy above ``cutoff`` Hz: its share of the power
+    spectrum is below ``floor_db``. 8 kHz speech stored as 16 kHz looks like this (nothing above
+    its 4 kHz Nyquist band; the cutoff leaves room for a resampler's roll-off, which lets through
+    about -40 dB at 4.4 kHz); wideband speech has fricatives far above it (-10 to -20 dB)."""
+    if rate <= 2 * cutoff or wave.size < rate // 4:
+        return False
+    power = np.abs(np.fft.rfft(wave.astype(np.float64))) ** 2
+    total = power.sum()
+    if total <= 0:
+        return False
+    high = power[int(len(power) * cutoff / (rate / 2)):].sum()
+    return 10 * np.log10(max(high / total, 1e-30)) < floor_db
 
 
 class AudioReader:
@@ -433,17 +462,21 @@ class AudioReader:
         return len(self.utts)
 
     def read(self, utt: str) -> np.ndarray:
+        return self.read_native(utt)[0]
+
+    def read_native(self, utt: str) -> tuple[np.ndarray, int]:
+        """The utterance at ``self.rate``, and the sample rate its audio declares."""
         if self.segments is None:
             if utt not in self.wav:
                 raise LegonnError(f"{self.dir}: no wav.scp entry for utterance '{utt}'")
-            return read_audio(self.wav[utt], utt=utt, rate=self.rate, speed=self.speed, channel=self.channel)
+            return read_audio_native(self.wav[utt], utt=utt, rate=self.rate, speed=self.speed, channel=self.channel)
         if utt not in self.segments:
             raise LegonnError(f"{self.dir}: no segments entry for utterance '{utt}'")
         rec, start, end = self.segments[utt]
         value = self.wav[rec]
         entry = parse_wav_entry(value)
         if entry.kind != "pipe":  # files seek to the segment; no need to cache
-            return read_audio(value, utt=utt, start=start, end=end, rate=self.rate, speed=self.speed, channel=self.channel)
+            return read_audio_native(value, utt=utt, start=start, end=end, rate=self.rate, speed=self.speed, channel=self.channel)
         # a command produces the whole recording: run it once for all of its segments
         if self._cache is None or self._cache[0] != value:
             self._cache = None
@@ -453,7 +486,7 @@ class AudioReader:
         total_speed = entry.speed * self.speed
         a, b = _sample_range(native, data.shape[0], start * total_speed, end * total_speed, utt, f"recording '{rec}'")
         x = mix(data[a:b], self.channel, utt=utt)
-        return _convert(x, native, total_speed, self.rate)
+        return _convert(x, native, total_speed, self.rate), native
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -205,6 +205,7 @@ class _Problems:
         self.items: list[str] = []
         self.counts: Counter = Counter()
         self.total = 0
+        self.warnings: list[str] = []  # allowed, but worth a look: printed, not counted as problems
 
     def add(self, category: str, message: str) -> None:
         self.total += 1
@@ -217,6 +218,26 @@ class _Problems:
             f"... and {n - self.cap} more problem(s) of the kind '{cat}'" for cat, n in self.counts.items() if n > self.cap
         ]
         return self.items + more
+
+
+def _warn_overlaps(path: Path, segments: dict[str, Line], probs: _Problems) -> None:
+    """Segments of one recording that overlap: allowed (overlapping speakers, a meeting recorded
+    once), but their audio is then in the data twice; one warning per recording."""
+    by_recording: dict[str, list[tuple[float, float, str, int]]] = {}
+    for u, line in segments.items():
+        try:
+            start, end = float(line.fields[2]), float(line.fields[3])
+        except ValueError:
+            continue
+        by_recording.setdefault(line.fields[1], []).append((start, end, u, line.no))
+    for rec, spans in sorted(by_recording.items()):
+        spans.sort()
+        pairs = [(a, b) for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
+        if pairs:
+            (_, a_end, a, a_no), (b_start, _, b, b_no) = pairs[0]
+            probs.warnings.append(
+                f"{path}:{b_no}: segment '{b}' starts at {b_start:g} s, before segment '{a}' (line {a_no}) of recording "
+                f"'{rec}' ends at {a_end:g} s ({len(pairs)} overlapping pair(s) in that recording; allowed, the audio is used twice)")
 
 
 def _check_order(t: Table, probs: _Problems) -> None:
@@ -334,6 +355,7 @@ def check(
         for u in utts:
             if u not in segments:
                 probs.add("no audio", f"{where[u]}: utterance '{u}' has no audio (not in segments)")
+        _warn_overlaps(spath, segments, probs)
         if wav is None:
             probs.add("missing", f"{d / 'wav.scp'}: missing, but segments refer to recordings")
     elif wav is not None:

@@ -37,7 +37,7 @@ import numpy as np
 
 from legonn.errors import LegonnError
 from legonn.fileio import atomic_path, write_atomic
-from legonn.speech.audio import AudioReader
+from legonn.speech.audio import AudioReader, narrowband
 from legonn.speech.datadir import sort_key
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class _Stopped(Exception):
 
 
 def _job(job: int, utts: list[str], data_dir: str, ark_tmp: str, cfg: FbankConfig, speed: float, report, stop=None):
-    """One job's features into ``ark_tmp``: ``(offsets, frames, short, stats)``.
+    """One job's features into ``ark_tmp``: ``(offsets, frames, short, stats, narrowband)``.
 
     ``report(n)`` is called with the number of utterances done since the last call (about
     every 0.2 s); ``stop`` (an Event) makes the job give up between utterances.  Any failure
@@ -136,12 +136,16 @@ def _job(job: int, utts: list[str], data_dir: str, ark_tmp: str, cfg: FbankConfi
         offsets: dict[str, int] = {}
         frames: dict[str, int] = {}
         short: list[str] = []
+        narrow: list[str] = []  # no energy above 4 kHz though their audio declares the full rate
         pending, last = 0, time.monotonic()
         with open(ark_tmp, "wb") as ark:
             for utt in utts:
                 if stop is not None and stop.is_set():
                     raise _Stopped
-                feats = compute_fbank(reader.read(utt), cfg)
+                wave, native = reader.read_native(utt)
+                if native >= cfg.sample_rate and narrowband(wave, cfg.sample_rate):
+                    narrow.append(utt)
+                feats = compute_fbank(wave, cfg)
                 if feats.shape[0] == 0:
                     short.append(utt)
                 else:
@@ -156,7 +160,7 @@ def _job(job: int, utts: list[str], data_dir: str, ark_tmp: str, cfg: FbankConfi
                     report(pending)
                     pending, last = 0, now
         report(pending)
-        return offsets, frames, short, stats
+        return offsets, frames, short, stats, narrow
     except (LegonnError, _Stopped):
         raise
     except Exception as exc:  # noqa: BLE001 - report anything, with where it happened
@@ -241,14 +245,20 @@ def compute_features(
         offsets: dict[str, str] = {}
         frames: dict[str, int] = {}
         skipped: list[str] = []
+        narrow: list[str] = []
         stats = np.zeros((2, cfg.num_mel_bins + 1))
         for j in range(nj):
-            offs, frs, short, st = results[j]
+            offs, frs, short, st, nb = results[j]
             for u, off in offs.items():
                 offsets[u] = f"{arks[j]}:{off}"
             frames.update(frs)
             skipped += short
+            narrow += nb
             stats += st
+        if narrow:  # a warning: telephone speech upsampled on purpose looks the same
+            log.warning("%s: %d utterance(s) have no energy above 4 kHz although their audio declares %d Hz or more "
+                        "(e.g. '%s'): 8 kHz speech labelled as wideband? Features were computed as declared",
+                        d, len(narrow), cfg.sample_rate, narrow[0])
         if not frames:
             raise LegonnError(f"{d}: every utterance is too short for one {cfg.frame_length_ms:g} ms frame")
         if skipped:
