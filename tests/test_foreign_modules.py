@@ -97,6 +97,11 @@ def duplicate_piece(folder, meta):
     (folder / "output.tokens.txt").write_text("\n".join(lines + [lines[-1]]) + "\n")
 
 
+def empty_piece(folder, meta):
+    lines = (folder / "output.tokens.txt").read_text().splitlines()
+    (folder / "output.tokens.txt").write_text("\n".join(lines[:4] + [""] + lines[5:]) + "\n")
+
+
 CASES = {
     "parent path": (set_vocab_file("../../../../etc/passwd"), "is not a relative name inside"),
     "absolute path": (set_vocab_file("/etc/passwd"), "is not a relative name inside"),
@@ -109,6 +114,7 @@ CASES = {
     "tensor dtype": (half_precision_tensor, "tensor ctc.proj.weight is F16"),
     "vocabulary checksum": (other_vocab_checksum, "does not match the recorded"),
     "duplicate piece": (duplicate_piece, "repeats line"),
+    "empty piece": (empty_piece, "is empty or contains whitespace"),
 }
 
 
