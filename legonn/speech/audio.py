@@ -45,7 +45,7 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -388,22 +388,9 @@ def mix(data: np.ndarray, channel: Optional[int] = None, *, utt: str = "?") -> n
     return data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
 
 
-def read_audio(
-    value: str,
-    *,
-    utt: str = "?",
-    start: Optional[float] = None,
-    end: Optional[float] = None,
-    rate: int = TARGET_RATE,
-    speed: float = 1.0,
-    channel: Optional[int] = None,
-) -> np.ndarray:
-    """Mono float32 waveform of a ``wav.scp`` value at ``rate``, speed changes applied.
-
-    ``start``/``end`` are segment times in the timeline of the entry as written (i.e. of the
-    perturbed audio for a speed-perturbed entry).  ``speed`` multiplies the entry's own factor.
-    """
-    return read_audio_native(value, utt=utt, start=start, end=end, rate=rate, speed=speed, channel=channel)[0]
+def read_audio(value: str, **options: Any) -> np.ndarray:
+    """Mono float32 waveform of a ``wav.scp`` value (``options``: those of :func:`read_audio_native`)."""
+    return read_audio_native(value, **options)[0]
 
 
 def read_audio_native(
@@ -416,7 +403,12 @@ def read_audio_native(
     speed: float = 1.0,
     channel: Optional[int] = None,
 ) -> tuple[np.ndarray, int]:
-    """:func:`read_audio`, and the sample rate the audio itself declares."""
+    """Mono float32 waveform of a ``wav.scp`` value at ``rate``, speed changes applied, and the
+    sample rate the audio itself declares.
+
+    ``start``/``end`` are segment times in the timeline of the entry as written (i.e. of the
+    perturbed audio for a speed-perturbed entry).  ``speed`` multiplies the entry's own factor.
+    """
     entry = parse_wav_entry(value)
     total_speed = entry.speed * speed
     s = None if start is None else start * total_speed
