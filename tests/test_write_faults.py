@@ -58,3 +58,24 @@ def test_a_checkpoint_that_cannot_be_written_stops_training_and_keeps_the_last(c
         train(config, tmp_path / "exp")
     after = {p.name: p.read_bytes() for p in ckpt.iterdir()}
     assert after == before  # no new or half-written checkpoint, the last one untouched
+
+
+def test_a_feature_ark_that_cannot_be_written_keeps_the_previous_features(tmp_path, monkeypatch):
+    import kaldiio
+    import numpy as np
+    import soundfile as sf
+
+    from legonn.speech.fbank import compute_features
+
+    d = tmp_path / "data"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for u in ("u1", "u2"):
+        sf.write(tmp_path / f"{u}.wav", (rng.standard_normal(8000) * 3000).astype(np.int16), 16000)
+    (d / "wav.scp").write_text("".join(f"{u} {tmp_path / u}.wav\n" for u in ("u1", "u2")))
+    compute_features(d, progress=False)
+    before = {p.relative_to(d): p.read_bytes() for p in d.rglob("*") if p.is_file()}
+    monkeypatch.setattr(kaldiio, "save_ark", failing(errno.ENOSPC))
+    with pytest.raises(LegonnError, match=r"feature job 1: utterance 'u1': OSError: \[Errno 28\] No space left on device"):
+        compute_features(d, progress=False)
+    assert {p.relative_to(d): p.read_bytes() for p in d.rglob("*") if p.is_file()} == before
