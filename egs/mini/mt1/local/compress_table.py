@@ -126,6 +126,7 @@ def plot(data: dict) -> None:
     if data["teacher"] is not None:
         ax.axhline(data["teacher"], color="grey", linestyle=":", label="teacher (6+6 layers)")
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks([float(r) for r in RATIOS], RATIOS)
     ax.set_xlabel("compression of the module's stack (teacher layers / layers)")
     ax.set_ylabel("BLEU, deen_test")
