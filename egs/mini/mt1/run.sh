@@ -19,13 +19,8 @@ cd "$(dirname "$0")"
 # --suites chooses the experiment lists below: main (the paper's tables), stress (modularity
 # stress tests), compress (Modular Transformers: a deeper De-En teacher, one modular phase, its
 # assemblies and the baselines). Read here as well: the lists depend on it (legonn.sh parses all options).
-suites="main stress compress"
-for ((i = 1; i <= $#; i++)); do
-    case ${!i} in
-        --suites) j=$((i + 1)); suites=${!j:-} ;;
-        --suites=*) suites=${!i#--suites=} ;;
-    esac
-done
+. ../../../utils/peek_option.sh
+suites=$(peek_option suites "$@") || suites="main stress compress"
 
 # Modularity stress tests (paper §III-E, Fig. 4, Table X), at the demo's scale (256-piece BPEs,
 # 500-token batches, 2500 updates each; the swaps are measured against deen_lego_wemb_bpe256,

@@ -14,14 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-tasks="ende roen asr"
 # --tasks is read here as well, since the lists below depend on it (legonn.sh parses all options).
-for ((i = 1; i <= $#; i++)); do
-    case ${!i} in
-        --tasks) j=$((i + 1)); tasks=${!j:-} ;;
-        --tasks=*) tasks=${!i#--tasks=} ;;
-    esac
-done
+. ../../../utils/peek_option.sh
+tasks=$(peek_option tasks "$@") || tasks="ende roen asr"
 
 data_opts="--tasks ${tasks// /,}"
 # name:kind:size:train_texts[:eval_texts]; exp_name:config[,config] (trained) or
