@@ -176,3 +176,22 @@ def test_command_line(tmp_path):
                          check=True, capture_output=True, text=True).stdout
     assert "2 utterances, 2 speakers" in out
     assert len((tmp_path / "test" / "spk2voice").read_text().splitlines()) == 2
+
+
+def test_german_voices_speak_german_and_split_by_family(tmp_path):
+    """--language de: espeak-ng's one German voice x the variants, each speaker its own rate and
+    pitch; splits stay disjoint in family; the English pools are as they were."""
+    engines = {"espeak": synth.open_espeak("lib")}
+    families, extra = synth.voice_pool(engines, seed=1, language="de")
+    assert len(families) >= 30 and not extra and all(len(voices) == 1 for _, _, voices in families)
+    counts = [("train", 24), ("valid", 3), ("test", 6)]
+    splits = synth.split_voices(families, extra, counts, seed=1)
+    fam = {k: {v.family for v in vs} for k, vs in splits.items()}
+    assert {k: len(v) for k, v in splits.items()} == dict(counts)
+    assert not (fam["train"] & fam["test"]) and not (fam["valid"] & fam["test"]) and not (fam["train"] & fam["valid"])
+    assert all(v.name.startswith("de+") and v.spk.startswith("esp_de_") for vs in splits.values() for v in vs)
+    assert synth.voice_pool(engines, seed=1) == synth.voice_pool(engines, seed=1, language="en")
+    x = synth.render("Guten Morgen, wie geht es Ihnen?", splits["test"][0])
+    assert x.dtype == np.float32 and 0.8 < x.shape[0] / synth.TARGET_RATE < 5.0 and np.abs(x).max() > 0.05
+    with pytest.raises(synth.SynthError, match="unknown language 'fr'"):
+        synth.voice_pool(engines, language="fr")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Synthesise English sentences as 16 kHz mono 16-bit WAV with many voices ("speakers").
+"""Synthesise English (or German) sentences as 16 kHz mono 16-bit WAV with many voices ("speakers").
 
 Engines, in order of preference (``--engines auto``):
 
@@ -17,6 +17,7 @@ flite and festival are optional: when missing they are skipped with a log line.
 Subcommands::
 
   synth.py voices --split train:40,valid:4,test:8 --out_dir data/local [--engines auto] [--seed 1] [--pool asr]
+      [--language en|de]
       writes OUT_DIR/voices.<split>: "spk engine voice rate pitch family" lines.  Splits are
       disjoint in voice *family* (an espeak variant such as m3 or f2, or a flite/festival
       voice), not only in speaker, so test voices have timbres no training voice has.
@@ -57,6 +58,9 @@ log = logging.getLogger("synth")
 TARGET_RATE = 16000
 # espeak-ng English accents (voice files lang/gmw/*, names case-insensitive; "en" is British English).
 ACCENTS = ["en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
+# The accents of each language a corpus can be spoken in: espeak-ng 1.52 has one German voice
+# (lang/gmw/de), so German speakers differ by voice variant, rate and pitch only.
+LANGUAGES = {"en": ACCENTS, "de": ["de"]}
 # espeak-ng voice variants (voices/!v/*) that sound like plain human speakers: no whisper,
 # echo-heavy, robot or child voices.  Present in espeak-ng 1.51 (Debian 12) and 1.52 (the wheel).
 MALE_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "klatt", "klatt2", "klatt3", "adam", "benjamin",
@@ -314,34 +318,39 @@ def available_engines(engines: str, espeak_backend: str = "auto") -> dict[str, o
     return found
 
 
-def voice_pool(engines: dict[str, object], seed: int = 1,
-               pool: str = "asr") -> tuple[list[tuple[str, str, list[Voice]]], list[Voice]]:
+def voice_pool(engines: dict[str, object], seed: int = 1, pool: str = "asr",
+               language: str = "en") -> tuple[list[tuple[str, str, list[Voice]]], list[Voice]]:
     """Families of espeak voices [(family, gender, voices)] and the extra-engine voices.
 
     Every (accent, variant) pair is a speaker with its own rate and pitch, drawn from a seeded
     RNG in a fixed order, so the pool does not depend on which other engines are installed.
     ``pool``: "asr" (the ASR corpus's voices; flite/festival voices join it) or "pron" (the
     second domain's: other variants, espeak only, drawn from their own RNG so that adding them
-    left the "asr" pool exactly as it was).
+    left the "asr" pool exactly as it was). ``language``: a key of LANGUAGES; the flite and
+    festival voices are English, so they join English pools only, and another language's draws
+    come from an RNG of its own (the English pools stay as they were).
     """
     if pool not in POOLS:
         raise SynthError(f"unknown voice pool '{pool}' (known: {', '.join(POOLS)})")
-    rng = random.Random(seed if pool == "asr" else f"{seed}/{pool}")
+    if language not in LANGUAGES:
+        raise SynthError(f"unknown language '{language}' (known: {', '.join(LANGUAGES)})")
+    accents = LANGUAGES[language]
+    rng = random.Random((seed if pool == "asr" else f"{seed}/{pool}") if language == "en" else f"{seed}/{pool}/{language}")
     families = []
     espeak = engines.get("espeak")
     male, female = POOLS[pool]
     for gender, variants in (("m", male), ("f", female)):
         for variant in variants:
-            draws = [(rng.randint(*RATE_RANGE), rng.randint(*PITCH_RANGE)) for _ in ACCENTS]
+            draws = [(rng.randint(*RATE_RANGE), rng.randint(*PITCH_RANGE)) for _ in accents]
             if espeak is not None and not espeak.has_variant(variant):
                 log.info("espeak-ng %s has no variant '%s'; left out", espeak.version, variant)
                 continue
             family = f"espeak:{variant}"
             voices = [Voice(_spk_id("espeak", acc, family, r, p), "espeak", f"{acc}+{variant}", r, p, family)
-                      for acc, (r, p) in zip(ACCENTS, draws)]
+                      for acc, (r, p) in zip(accents, draws)]
             families.append((family, gender, voices))
     extra = []
-    for engine in ("flite", "festival") if pool == "asr" else ():
+    for engine in ("flite", "festival") if pool == "asr" and language == "en" else ():
         if engine in engines:
             for name in engines[engine].voices:
                 r = rng.randint(*RATE_RANGE)
@@ -357,7 +366,7 @@ def split_voices(families, extra: list[Voice], counts: list[tuple[str, int]], se
     by_gender = {g: [f for f in families if f[1] == g] for g in ("m", "f")}
     for fams in by_gender.values():
         rng.shuffle(fams)
-    n_acc = len(ACCENTS)
+    n_acc = len(families[0][2]) if families else 1  # speakers per family: one per accent of the language
     out: dict[str, list[Voice]] = {}
     for idx, (split, n) in enumerate(reversed(counts)):
         first = idx == len(counts) - 1  # the training split takes every family left
@@ -365,8 +374,9 @@ def split_voices(families, extra: list[Voice], counts: list[tuple[str, int]], se
             mine = by_gender["m"] + by_gender["f"]
             by_gender = {"m": [], "f": []}
         else:
-            # enough families for n speakers at 2 accents per family, half of them female, at least one of each
-            k = max(2, -(-n // 2))
+            # enough families for n speakers at 2 accents per family (1 in a one-accent language),
+            # half of them female, at least one of each
+            k = max(2, -(-n // min(2, n_acc)))
             k_f = min(len(by_gender["f"]) - 1, max(1, k // 2)) if len(by_gender["f"]) > 1 else 0
             k_m = min(len(by_gender["m"]) - 1, max(1, k - k_f))
             mine = by_gender["f"][:k_f] + by_gender["m"][:k_m]
@@ -558,6 +568,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     v.add_argument("--seed", type=int, default=1)
     v.add_argument("--pool", choices=sorted(POOLS), default="asr",
                    help="asr: the ASR corpus's voices; pron: the disjoint voices of the second English domain")
+    v.add_argument("--language", choices=sorted(LANGUAGES), default="en",
+                   help="the language the voices speak (espeak-ng's accents of it; flite/festival: English only)")
     s = sub.add_parser("synth", help="synthesise sentences into wavs + a Kaldi data dir")
     s.add_argument("--text", required=True, help="'sent_id sentence' lines")
     s.add_argument("--voices", required=True, help="voice list from the 'voices' subcommand")
@@ -578,7 +590,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if args.cmd == "voices":
             engines = available_engines(args.engines, args.espeak_backend)
-            families, extra = voice_pool(engines, args.seed, args.pool)
+            families, extra = voice_pool(engines, args.seed, args.pool, args.language)
             splits = split_voices(families, extra, _counts(args.split), args.seed)
             out = Path(args.out_dir)
             out.mkdir(parents=True, exist_ok=True)
