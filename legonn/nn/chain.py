@@ -17,6 +17,7 @@ from torch import nn
 import legonn.nn.baseline  # noqa: F401  (registers the baseline module types)
 import legonn.nn.decoder  # noqa: F401
 import legonn.nn.encoder  # noqa: F401
+import legonn.nn.text_marginals  # noqa: F401
 from legonn.data.vocab import EOS, PAD, SOS
 from legonn.errors import LegonnError
 from legonn.nn.interface import MARGINALS, TOKENS, ModuleOutput
@@ -123,7 +124,8 @@ class Chain(nn.Module):
         outputs = []
         routes = routes or {}
         for name in self.encoder_names:
-            out = self.blocks[name](x, lengths, routes.get(name))
+            route = routes.get(name)  # only modules with a stack take one
+            out = self.blocks[name](x, lengths) if route is None else self.blocks[name](x, lengths, route)
             outputs.append(out)
             x, lengths = out.interface(self._next_kind(name)), out.lengths
         return outputs
