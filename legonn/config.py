@@ -151,6 +151,9 @@ def _merge(base: dict, update: dict, where: str, source: str) -> dict:
         if path == "model" and isinstance(value, dict):
             out[key] = _edit_modules(base[key], value, source)
             continue
+        if key not in base and _default_at(where) == {}:  # a free-form mapping (data.targets, modular): a new entry
+            out[key] = copy.deepcopy(value)
+            continue
         if key not in base:
             close = difflib.get_close_matches(key, list(base), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -171,16 +174,25 @@ def _kind(value: Any) -> str:
     return {str: "a string", list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
+_ABSENT_DEFAULT = object()
+
+
+def _default_at(path: str) -> Any:
+    """The DEFAULTS value at a dotted path, or a marker when DEFAULTS does not list it."""
+    default: Any = DEFAULTS
+    for part in path.split(".") if path else []:
+        if not isinstance(default, dict) or part not in default:
+            return _ABSENT_DEFAULT
+        default = default[part]
+    return default
+
+
 def _check_type(path: str, value: Any, source: str) -> None:
     """A value must be of the kind of its DEFAULTS value (a number where the default is a number,
     ...); a key whose default is None, or that DEFAULTS does not list (inside a free-form mapping
     such as data.targets), takes anything and is checked where it is used."""
-    default: Any = DEFAULTS
-    for part in path.split("."):
-        if not isinstance(default, dict) or part not in default:
-            return
-        default = default[part]
-    if default is None:
+    default = _default_at(path)
+    if default is None or default is _ABSENT_DEFAULT:
         return
     ok = {
         bool: lambda v: isinstance(v, bool),

@@ -333,3 +333,14 @@ def test_a_value_of_the_wrong_kind_is_refused_before_training(tmp_path, yaml_tex
     conf.write_text(yaml_text)
     with pytest.raises(LegonnError, match=re.escape(message)):
         resolve(conf, override)
+
+
+def test_a_layer_adds_an_entry_to_a_free_form_mapping(tmp_path):
+    """data.targets (free-form: stream name -> spec) takes a new stream on top of a base's; a typo
+    in a fixed section is still refused."""
+    (tmp_path / "base.yaml").write_text("data: {targets: {en: {file: text.en}}}\n")
+    (tmp_path / "more.yaml").write_text("base: base.yaml\ndata: {targets: {de: {file: text.de}}}\n")
+    assert resolve(tmp_path / "more.yaml")["data"]["targets"] == {"en": {"file": "text.en"}, "de": {"file": "text.de"}}
+    (tmp_path / "typo.yaml").write_text("base: base.yaml\ndata: {tragets: {de: {file: text.de}}}\n")
+    with pytest.raises(LegonnError, match="unknown config key 'data.tragets'"):
+        resolve(tmp_path / "typo.yaml")

@@ -200,3 +200,24 @@ def test_compression_entries_end_to_end(recipe_tree: Path):
     score = json.loads((mt / "exp" / "tiny_dec2x_eval" / "decode_deen_test" / "score.json").read_text())
     assert score["n_utts"] == 20 and "bleu" in score
     assert "tiny_dec2x_eval" in (mt / "RESULTS.compress.md").read_text()
+
+
+@pytest.mark.parametrize("conf", ["zeroshot_deen_mt_ctc.yaml", "zeroshot_deen_mt_onehot.yaml"])
+def test_zeroshot_mt_configs_build(conf):
+    """The marginal-reading MT encoders of issue 20 (text_marginals -> WEmb encoder -> the teacher's
+    frozen decoder) resolve and build; their teacher folder exists only after the compress suite."""
+    import torch
+
+    from legonn.config import resolve
+    from legonn.engine.experiment import build_model
+
+    config = resolve(RECIPE / "conf" / conf)
+    assert config["trainer"].pop("init_modules") == {"decoder": "exp/deen_lego_teacher/modules/decoder"}
+    model = build_model(config, {"vocab:input": 260, "vocab:en": 260})
+    assert model.names == ["text", "encoder", "decoder"] and set(config["data"]["targets"]) == {"en", "de"}
+    assert not any(p.requires_grad for p in model.blocks["decoder"].parameters())
+    text = model.blocks["text"]
+    assert text.ctc_frames == conf.endswith("ctc.yaml") and text.smoothing == 0.1
+    with torch.no_grad():
+        out = model.eval().encode(torch.randint(3, 260, (2, 30)), torch.tensor([30, 17]))
+    assert out[1].log_probs.shape[:2] == (2, 45)  # OLC x1.5 over one position per token at evaluation
