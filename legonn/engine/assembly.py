@@ -35,13 +35,12 @@ import torch
 from torch import nn
 
 from legonn.data.batching import load_batches, make_batches
+from legonn.data.vocab import SOS, SPECIALS
 from legonn.engine.criteria import JointLoss
 from legonn.engine.experiment import load_trained, open_dataset
 from legonn.errors import LegonnError
 from legonn.modules.artifact import LoadedModule, load_module, save_module
-from legonn.modules.composed import file_sha256
 from legonn.nn.chain import build_module
-from legonn.data.vocab import SOS, SPECIALS
 from legonn.nn.decoder import LegoDecoder
 from legonn.nn.interface import FEATURES, TOKENS, ModuleOutput
 from legonn.nn.modular import ModularStudent, Plan, depth_for_ratio, depths, plan_names, plans, stack_of
@@ -88,12 +87,17 @@ def assembled_module(teacher: nn.Module, layers: list[nn.Module]) -> nn.Module:
     return module.eval()
 
 
-def save_like(teacher: LoadedModule, module: nn.Module, out: str | Path, provenance: str, record: dict[str, Any]) -> Path:
-    """Write ``module`` as a folder with the teacher's name, vocabularies, recorded lengths and
-    shipped files (its CMVN statistics), ``record`` added to module.json's extra."""
+def save_like(teacher: LoadedModule, module: nn.Module, out: str | Path, provenance: str, how: str,
+              record: dict[str, Any]) -> Path:
+    """Write ``module`` (a compressed ``teacher``) as a folder with the teacher's name,
+    vocabularies, recorded lengths and shipped files (its CMVN statistics); module.json's extra
+    gets ``how`` ("assembled", "shrunk"): where it came from, its depth and ``record``."""
+    n, depth = len(stack_of(teacher.module).layers), len(stack_of(module).layers)
+    made = {"teacher": str(teacher.directory), "teacher_weights_sha256": teacher.weights_sha256, "teacher_depth": n,
+            "depth": depth, "compression": n / depth, **record}
     shipped = {f: teacher.directory / f for f in [(teacher.extra.get("input") or {}).get("cmvn")] if f}
     return save_module(module, out, teacher.name, teacher.input_vocab, teacher.output_vocab, provenance,
-                       teacher.meta.get("length_ratio"), {**teacher.extra, **record}, shipped)
+                       teacher.meta.get("length_ratio"), {**teacher.extra, how: made}, shipped)
 
 
 @torch.no_grad()
@@ -203,13 +207,7 @@ def assemble_experiment(
         best.sort(key=lambda c: c.valid_loss)
     chosen = best[0]
     module = assembled_module(original, model.assembled(name, chosen.plan))
-    weights = teacher.directory / "model.safetensors"
     record = {
-        "teacher": str(teacher.directory),
-        "teacher_weights_sha256": file_sha256(weights),
-        "teacher_depth": n,
-        "depth": depth,
-        "compression": n / depth,
         "plan": plan_names(chosen.plan),
         "strategy": strategy,
         "experiment": str(exp_dir),
@@ -221,7 +219,7 @@ def assemble_experiment(
         f"modular layers trained in `{exp_dir}` (`{Path(exp.checkpoint).name}`): {depth} layers "
         f"({n / depth:.2g}x), {' '.join(plan_names(chosen.plan))}. The teacher: {teacher.meta.get('trained_on') or '(not recorded)'}"
     )
-    return Assembly(save_like(teacher, module, out, provenance, {"assembled": record}), chosen, candidates, n)
+    return Assembly(save_like(teacher, module, out, provenance, "assembled", record), chosen, candidates, n)
 
 
 def spread_layers(n_layers: int, depth: int) -> list[int]:
@@ -247,8 +245,7 @@ def shrink_module(folder: str | Path, out: str | Path, ratio: Optional[float] = 
         depth = max(1, round(n / ratio))
     kept = spread_layers(n, depth)
     module = assembled_module(teacher.module, [layers[i] for i in kept])
-    record = {"teacher": str(teacher.directory), "teacher_weights_sha256": file_sha256(teacher.directory / "model.safetensors"),
-              "teacher_depth": n, "depth": depth, "compression": n / depth, "kept_layers": kept}
+    record = {"kept_layers": kept}
     provenance = (f"Shrunk by `legonn assemble --teacher` from `{teacher.directory}`: teacher layers {kept} of {n} kept, "
                   f"no training since. The teacher: {teacher.meta.get('trained_on') or '(not recorded)'}")
-    return save_like(teacher, module, out, provenance, {"shrunk": record}), kept
+    return save_like(teacher, module, out, provenance, "shrunk", record), kept

@@ -99,8 +99,10 @@ def save_module(
 class LoadedModule:
     """A module read back from its folder, with its vocabularies and metadata."""
 
-    def __init__(self, directory: Path, module: nn.Module, meta: dict[str, Any], input_vocab, output_vocab):
+    def __init__(self, directory: Path, module: nn.Module, meta: dict[str, Any], input_vocab, output_vocab,
+                 weights_sha256: str):
         self.directory, self.module, self.meta = directory, module, meta
+        self.weights_sha256 = weights_sha256  # of the model.safetensors these weights were read from
         self.input_vocab: Optional[Vocabulary] = input_vocab
         self.output_vocab: Optional[Vocabulary] = output_vocab
 
@@ -196,9 +198,9 @@ def load_module(directory: str | os.PathLike, map_location: str | torch.device =
     if not weights.is_file():
         raise LegonnError(f"{directory}: model.safetensors is missing")
     inside(directory, "model.safetensors", where)  # not a symbolic link to a file elsewhere
-    recorded = meta.get("weights_sha256")
-    if recorded is not None and file_sha256(weights) != recorded:
-        raise LegonnError(f"{weights}: sha256 {file_sha256(weights)[:12]} does not match {str(recorded)[:12]} recorded in "
+    recorded, actual = meta.get("weights_sha256"), file_sha256(weights)
+    if recorded is not None and actual != recorded:
+        raise LegonnError(f"{weights}: sha256 {actual[:12]} does not match {str(recorded)[:12]} recorded in "
                           f"{where} (weights replaced or damaged)")
     _check_architecture(meta, weights)
     module = build_module(meta["type"], meta["conf"])
@@ -207,7 +209,7 @@ def load_module(directory: str | os.PathLike, map_location: str | torch.device =
     except Exception as exc:  # the header was checked; this is a damaged tensor body
         raise LegonnError(f"{weights}: cannot load weights ({str(exc).splitlines()[0]})") from None
     module.eval()
-    return LoadedModule(directory, module, meta, *vocabs)
+    return LoadedModule(directory, module, meta, *vocabs, actual)
 
 
 def input_spec(loaded: list[LoadedModule], input_file: Optional[str] = None):

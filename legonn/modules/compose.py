@@ -321,7 +321,7 @@ def compose(
             "origin": origin or str(src.resolve()),  # the module folder first composed (differs for a composed input)
             "type": m.meta["type"],
             "target": m.target,
-            "weights_sha256": file_sha256(src / "model.safetensors"),
+            "weights_sha256": m.weights_sha256,
             "input": _iface(m.meta["input"]),
             "output": _iface(m.meta["output"]),
             "olc": m.meta.get("olc"),
