@@ -21,8 +21,7 @@ from __future__ import annotations
 import argparse
 
 from legonn.cli import HelpFormatter
-
-STRATEGIES = ("size-first", "speed-first")  # legonn.engine.assembly.STRATEGIES (checked there too)
+from legonn.engine.assembly import STRATEGIES, assemble_experiment, shrink_module
 
 
 def main(argv: list[str]) -> int:
@@ -40,8 +39,6 @@ def main(argv: list[str]) -> int:
     p.add_argument("--checkpoint", help="checkpoint or averaged file (default: the best kept checkpoint)")
     p.add_argument("--out", required=True, help="the module folder to write")
     args = p.parse_args(argv)
-    from legonn.engine.assembly import assemble_experiment, shrink_module
-
     if args.teacher:
         folder, kept = shrink_module(args.teacher, args.out, args.ratio, args.depth)
         print(f"shrunk {args.teacher}: teacher layers {kept} kept into {folder}")

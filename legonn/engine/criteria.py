@@ -146,20 +146,20 @@ class ModularDistillation(Criterion):
             total = total + self.hidden_weight * hidden
         teacher = output.teacher
         for i, (spec, out, t_out) in enumerate(zip(self.specs, output.outputs, teacher.outputs)):
-            if i < self.first_compressed or out.log_probs is None:
-                continue
-            real = ~padding_mask(out.lengths, out.log_probs.size(1))
-            kl = distribution_kl(t_out.log_probs[real], out.log_probs[real], self.temperature)
-            report.terms[f"kd/{spec.name}"] = TermReport(kl.mean(), kl.numel(), weight=self.output_weight, distillation=True)
-            total = total + self.output_weight * kl.mean()
+            if i >= self.first_compressed and out.log_probs is not None:
+                real = ~padding_mask(out.lengths, out.log_probs.size(1))
+                total = total + self._distil(report, spec.name, t_out.log_probs[real], out.log_probs[real])
         if output.logits is not None:
             real = output.gold.ne(IGNORE)
-            kl = distribution_kl(teacher.logits[real], output.logits[real], self.temperature)
-            report.terms[f"kd/{self.specs[-1].name}"] = TermReport(kl.mean(), kl.numel(), weight=self.output_weight,
-                                                                   distillation=True)
-            total = total + self.output_weight * kl.mean()
+            total = total + self._distil(report, self.specs[-1].name, teacher.logits[real], output.logits[real])
         report.total = total
         return report
+
+    def _distil(self, report: LossReport, name: str, teacher: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """Module ``name``'s output-distillation term, recorded in ``report``; returns it weighted."""
+        kl = distribution_kl(teacher, student, self.temperature)
+        report.terms[f"kd/{name}"] = TermReport(kl.mean(), kl.numel(), weight=self.output_weight, distillation=True)
+        return self.output_weight * kl.mean()
 
 
 def build_criterion(config: dict[str, Any], chain: Chain) -> Criterion:

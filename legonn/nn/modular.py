@@ -159,10 +159,10 @@ def assemble(plan: Plan, teacher_layers: nn.ModuleList, modular: nn.ModuleDict) 
     expected = 0
     for block in plan:
         if block.start != expected:
-            raise LegonnError(f"assembly {[b.name for b in plan]} does not tile layers 0..{len(teacher_layers) - 1}")
+            raise LegonnError(f"assembly {plan_names(plan)} does not tile layers 0..{len(teacher_layers) - 1}")
         expected += block.size
     if expected != len(teacher_layers):
-        raise LegonnError(f"assembly {[b.name for b in plan]} covers {expected} of {len(teacher_layers)} layers")
+        raise LegonnError(f"assembly {plan_names(plan)} covers {expected} of {len(teacher_layers)} layers")
     missing = [b.name for b in plan if b.size > 1 and b.name not in modular]
     if missing:
         raise LegonnError(f"assembly needs modular layers {', '.join(missing)}, which were not trained")
