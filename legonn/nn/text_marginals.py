@@ -22,9 +22,12 @@ Its output is over its input's vocabulary; a chain names that stream as the modu
 from __future__ import annotations
 
 import math
+
+import numpy as np
 import torch
 from torch import nn
 
+from legonn.data.batching import pad
 from legonn.data.vocab import BLANK
 from legonn.nn.interface import MARGINALS, TOKENS, ModuleOutput
 from legonn.registry import MODULES
@@ -68,10 +71,8 @@ class TextMarginals(nn.Module):
                     gap += 1
                 frames += [BLANK] * gap + [token] * int(torch.randint(1, self.max_repeat + 1, ()))
             rows.append(frames or [BLANK])
-        out = torch.full((len(rows), max(map(len, rows))), BLANK, dtype=x.dtype)
-        for i, frames in enumerate(rows):
-            out[i, : len(frames)] = torch.tensor(frames, dtype=x.dtype)
-        return out.to(x.device), torch.tensor([len(f) for f in rows], device=lengths.device)
+        frames, frame_lengths = pad([np.array(r, dtype=np.int64) for r in rows])
+        return frames.to(x.device, x.dtype), frame_lengths.to(lengths.device)
 
     def extra_repr(self) -> str:
         return (f"vocab_size={self.output_vocab_size}, smoothing={self.smoothing}, ctc_frames={self.ctc_frames}, "
