@@ -195,3 +195,19 @@ def test_german_voices_speak_german_and_split_by_family(tmp_path):
     assert x.dtype == np.float32 and 0.8 < x.shape[0] / synth.TARGET_RATE < 5.0 and np.abs(x).max() > 0.05
     with pytest.raises(synth.SynthError, match="unknown language 'fr'"):
         synth.voice_pool(engines, language="fr")
+
+
+def test_german_phonemes_are_what_espeak_says(tmp_path):
+    """synth.py phonemes: espeak-ng's German phoneme names per utterance (what the German speech of
+    the ST recipe says: digits spoken as words), stress and pause marks dropped, vowel length kept."""
+    text = tmp_path / "text"
+    text.write_text("u1 Ich danke Ihnen, Herr Präsident.\nu2 Das war 1999.\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, str(LOCAL / "synth.py"), "--espeak_backend", "lib", "phonemes", "--in", str(text),
+                          "--out", str(tmp_path / "text.phn")], check=True, capture_output=True, text=True).stdout
+    assert "2 utterances" in out
+    phn = dict(line.split(" ", 1) for line in (tmp_path / "text.phn").read_text(encoding="utf-8").splitlines())
+    assert phn["u1"].startswith("I C d a N k @ i: n @ n h E r")  # "Ich danke Ihnen, Herr"
+    assert "t aU z @ n t" in phn["u2"]  # 1999 as spoken: "tausend neunhundert..."
+    symbols = {s for line in phn.values() for s in line.split()}
+    assert not any(c in s for s in symbols for c in "'_,!|") and ":" not in symbols
+    assert synth.phoneme_symbols("_!'aI_n _:_: h_'E_r") == ["aI", "n", "h", "E", "r"]

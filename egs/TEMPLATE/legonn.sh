@@ -30,6 +30,9 @@
 #   name=shrink:folder:ratio         module folder exp/<name>: the module in <folder> with <ratio>
 #                                    times fewer of its own stack layers (the baseline without
 #                                    modular layers; a later entry may fine-tune it)
+# $cascades lists "<set>=<source set>:<hypothesis file>:<stream>" test sets that stage 7 makes
+# before decoding into them: data/<source set> with <stream> replaced by a decode's output (e.g.
+# a recogniser's 1-best as the text an MT model reads: a cascade), remade when that file changes.
 # $relative lists "<exp>@<set>=<reference exp>" rows for the modularity table of stage 8: the
 # score of a swapped/plugged model as a percentage of the unswapped reference (paper Fig. 4).
 #
@@ -62,6 +65,7 @@ score_opts=${score_opts:-}
 results_title=${results_title:-Results}
 results_file=${results_file:-RESULTS.md}  # notes come from <name>.notes.md, plots go to <name>_*.png
 relative=${relative:-}                 # "<exp>@<set>=<reference exp>" ... (stage 8 modularity table)
+cascades=${cascades:-}                 # "<set>=<source set>:<hypothesis file>:<stream>" ... (stage 7)
 cmd_backend=${cmd_backend:-local}
 
 help_message="usage: $0 [--stage N] [--stop_stage M] [--force true] [--device cpu|cuda] [--ngpu N] [--<variable> value]"
@@ -257,9 +261,33 @@ for spec in $experiments; do
     fi
 done
 
+# cascade_set SET: for a set of $cascades, (re)make data/SET from its source set and hypothesis
+# file when that file is newer (then its decodes are redone); other sets are left alone.
+cascade_set() {
+    local spec src hyp stream
+    for spec in $cascades; do
+        [[ ${spec%%=*} == "$1" ]] || continue
+        IFS=: read -r src hyp stream <<< "${spec#*=}"
+        if [[ ! -f $hyp ]]; then
+            log "stage 7 (cascade $1): $hyp is missing: an earlier entry of \$decodes must make it"
+            exit 1
+        fi
+        [[ -f data/$1/$stream && ! $hyp -nt data/$1/$stream ]] && return 0
+        rm -rf "data/$1.tmp"
+        cp -r "data/$src" "data/$1.tmp"
+        cp "$hyp" "data/$1.tmp/$stream"
+        legonn datadir validate "data/$1.tmp" > /dev/null || { log "stage 7 (cascade $1): $hyp does not fit data/$src"; exit 1; }
+        rm -rf "data/$1"
+        mv "data/$1.tmp" "data/$1"
+        rm -f exp/.done/stage[78]_*@"$1" exp/.done/stage8_*@"$1".*
+        log "stage 7 (cascade $1): data/$src with $stream from $hyp"
+    done
+}
+
 if in_stage 7; then
     for spec in $decodes; do
         name=${spec%%@*}; set=${spec#*@}
+        cascade_set "$set"
         if [[ -f exp/$name/composed.json ]]; then
             model=(--modules "exp/$name")
         else

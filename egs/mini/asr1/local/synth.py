@@ -29,6 +29,9 @@ Subcommands::
       ids are "<spk>-<sent_id>", so sorting keeps a speaker's utterances together.  Writes
       DIR/<spk>/<utt>.wav and the Kaldi data dir: wav.scp, text, utt2spk, spk2utt, utt2dur and
       spk2voice (spk engine voice rate pitch family).
+  synth.py phonemes --in DIR/text --out DIR/text.phn [--language de]
+      espeak-ng's phoneme names for each utterance (stress and pauses dropped), by the rules of
+      the language's voice: the transcripts a phoneme recogniser learns from.
   synth.py say "Some text" out.wav [--voice en-us+f3] [--rate 160] [--pitch 50]
 """
 from __future__ import annotations
@@ -80,6 +83,13 @@ POOLS = {"asr": (MALE_VARIANTS, FEMALE_VARIANTS), "pron": (PRON_MALE_VARIANTS, P
 RATE_RANGE = (140, 190)   # words per minute
 PITCH_RANGE = (30, 70)    # espeak 0-99, 50 = the variant's own
 FLITE_VOICES = ["awb", "rms", "slt", "kal16"]  # the 16 kHz ones (kal is 8 kHz, awb_time a clock-only voice)
+
+
+# espeak_TextToPhonemes' phonememode: ASCII phoneme names, bits 8-23 = the separator between them.
+PHONEME_SEPARATOR = ord("_") << 8
+# espeak's stress marks (' , ! before a vowel) and pauses (_: _| between words): no sounds of their own.
+STRESS = "',!%="
+PAUSE = set(":|")
 
 
 class SynthError(RuntimeError):
@@ -149,6 +159,8 @@ class EspeakLib:
         lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
                                      ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         lib.espeak_Synchronize.restype = ctypes.c_int
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
         self.rate = lib.espeak_Initialize(self.AUDIO_OUTPUT_SYNCHRONOUS, 0, self.data_path.encode(), 0)
         if self.rate <= 0:
             raise SynthError(f"espeak_Initialize failed for data at {self.data_path}")
@@ -191,6 +203,16 @@ class EspeakLib:
         samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         return samples.astype(np.int16, copy=False), self.rate
 
+    def phonemes(self, text: str, voice: str) -> str:
+        """espeak's phoneme names for ``text``, '_' between the phonemes of a word (clause by clause)."""
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise SynthError(f"espeak-ng has no voice '{voice}'")
+        buf = ctypes.c_char_p(text.encode("utf-8"))
+        clauses = []
+        while buf.value:
+            clauses.append((self.lib.espeak_TextToPhonemes(ctypes.byref(buf), self.CHARS_UTF8, PHONEME_SEPARATOR) or b"").decode())
+        return " ".join(clauses)
+
 
 class EspeakCli:
     """The espeak-ng program (Debian package espeak-ng), WAV on stdout."""
@@ -216,6 +238,25 @@ class EspeakCli:
         if proc.returncode != 0 or not proc.stdout:
             raise SynthError(f"espeak-ng -v {voice} failed: {proc.stderr.decode(errors='replace').strip()}")
         return _read_wav_bytes(proc.stdout)
+
+    def phonemes(self, text: str, voice: str) -> str:
+        proc = subprocess.run([self.exe, "-q", "-x", "--sep=_", "-v", voice], input=text.encode("utf-8"),
+                              capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise SynthError(f"espeak-ng -x -v {voice} failed: {proc.stderr.decode(errors='replace').strip()}")
+        return " ".join(proc.stdout.decode().split())
+
+
+def phoneme_symbols(espeak_phonemes: str) -> list[str]:
+    """The phoneme symbols of espeak's output: stress marks and pauses dropped, word boundaries too
+    (a recogniser hears neither reliably; the BPE module above it finds the words)."""
+    out = []
+    for word in espeak_phonemes.split():
+        for sym in word.split("_"):
+            sym = sym.lstrip(STRESS)
+            if sym and not set(sym) <= PAUSE:
+                out.append(sym)
+    return out
 
 
 def _read_wav_bytes(data: bytes) -> tuple[np.ndarray, int]:
@@ -543,6 +584,20 @@ def synthesise(sentences: list[tuple[str, str]], voices: list[Voice], wav_dir: s
             "engines": engine_desc}
 
 
+def phonemize(text_file: str, out_file: str, voice: str, backend: str = "auto") -> None:
+    """Phonemes of every line of a Kaldi text file by espeak-ng's rules for ``voice`` (what the
+    synthesised speech says, numbers and abbreviations expanded as spoken); temp name, then rename."""
+    espeak = open_espeak(backend)
+    rows = []
+    for utt, text in read_sentences(text_file):
+        symbols = phoneme_symbols(espeak.phonemes(text, voice))
+        if not symbols:
+            raise SynthError(f"{text_file}: espeak-ng has no phonemes for utterance '{utt}'")
+        rows.append((utt, " ".join(symbols)))
+    write_table(Path(out_file), rows)
+    print(f"{out_file}: {len(rows)} utterances, {len({s for _, line in rows for s in line.split()})} phonemes ({voice})")
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -578,6 +633,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     s.add_argument("--nj", type=int, default=1)
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--progress", choices=("auto", "true", "false"), default="auto")
+    ph = sub.add_parser("phonemes", help="phoneme transcripts of a Kaldi text file, as espeak-ng speaks them")
+    ph.add_argument("--in", dest="inp", required=True, help="'utt_id sentence' lines (a data dir's text)")
+    ph.add_argument("--out", required=True, help="'utt_id phoneme phoneme ...' lines (espeak's phoneme names)")
+    ph.add_argument("--language", choices=sorted(LANGUAGES), default="de",
+                    help="the espeak voice whose pronunciation rules are used (the language's first accent)")
     y = sub.add_parser("say", help="one sentence to one wav (for listening)")
     y.add_argument("text")
     y.add_argument("out")
@@ -609,6 +669,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                   f"{r['audio_seconds'] / 3600:.2f} h of audio in {r['wall_seconds']:.1f} s "
                   f"({100 * r['wall_seconds'] / r['utterances']:.2f} s per 100 utterances, nj={args.nj}); "
                   f"engines: {r['engines']}")
+        elif args.cmd == "phonemes":
+            phonemize(args.inp, args.out, LANGUAGES[args.language][0], args.espeak_backend)
         else:
             import soundfile as sf
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Mini zero-shot speech translation by composition: German speech -> English text from modules
+# trained only on German ASR data and on De-En text, no (speech, translation) pair seen, beside
+# the cascade and end-to-end rivals (issue 20; RESULTS.md). Speech: the German side of ../mt1's
+# De-En corpus, synthesised (local/data.sh).
+#
+#   (cd ../mt1 && ./run.sh --stop_stage 3)   # first: the MT recipe's data and BPEs, shared here
+#   (cd ../mt1 && ./run.sh --stage 4 --stop_stage 6 --suites zeroshot)   # its marginal-reading MT modules
+#   ./run.sh                                  # everything here
+#   ./run.sh --data_opts "--train_utts 60 --eval_utts 8" ...   # tiny (the recipe test)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+data_opts=""
+feats_sets="train valid test train_10pct"
+# German phonemes (espeak-ng's, local/data.sh): the recogniser's first CTC, under the German BPE.
+# name:kind:size:train_texts[:eval_texts]
+vocabs="phn:tokens:0:data/train/text.phn:data/test/text.phn"
+# The text side, from ../mt1: the De-En model the cascade feeds with the recogniser's 1-best, and
+# the MT encoders that read German BPE marginals (two designs of their training input: CTC-shaped
+# frames, or one position per token) with the teacher's frozen decoder on top.
+mt=../mt1/exp
+text_mt=$mt/deen_lego_teacher/modules
+zeroshot_mt=$mt/deen_zeroshot_mt_ctc/modules
+zeroshot_mt_onehot=$mt/deen_zeroshot_mt_onehot/modules
+# In order: exp_name:config[,config] (trained) or exp_name=module+module (composed).
+#   st_asr       German recogniser: speech -> phonemes (CTC) -> German BPE (CTC), ASR data only
+#   st_zeroshot  st_asr's modules + the marginal-reading MT encoder + the De-En decoder (no ST data)
+#   st_zeroshot_ft  that composition fine-tuned end to end on 10 % of the ST pairs
+#   st_e2e_10pct / st_e2e  the same four modules trained from scratch on 10 % / all of the pairs
+#   st_text_mt   the text MT model, here to decode the recogniser's 1-best (cascade) and the gold German
+experiments="st_asr:conf/train_st_asr.yaml
+st_zeroshot=exp/st_asr/modules/encoder+exp/st_asr/modules/pron+$zeroshot_mt/encoder+$zeroshot_mt/decoder
+st_zeroshot_onehot=exp/st_asr/modules/encoder+exp/st_asr/modules/pron+$zeroshot_mt_onehot/encoder+$zeroshot_mt_onehot/decoder
+st_zeroshot_ft:exp/st_zeroshot/finetune.yaml,conf/finetune_st_10pct.yaml
+st_e2e_10pct:conf/train_st_e2e.yaml,conf/data_train_10pct.yaml
+st_e2e:conf/train_st_e2e.yaml
+st_text_mt=$text_mt/encoder+$text_mt/decoder"
+avg_num=5
+# test_cascade: data/test with the recogniser's 1-best German (its BPE CTC best path) as text.de,
+# made by stage 7 from st_asr's decode of data/test before it is decoded (see $cascades).
+cascades="test_cascade=test:exp/st_asr/decode_test/ctc_pron.text:text.de"
+decodes="st_asr@test st_text_mt@test st_text_mt@test_cascade st_zeroshot@test st_zeroshot_onehot@test
+st_zeroshot_ft@test st_e2e_10pct@test st_e2e@test"
+decode_opts="--beam 5 --length_penalty 0.6 --max_len_a 1.2 --max_len_b 10"   # the MT recipe's
+ref_file=text.en
+score_opts=""
+results_title="Mini zero-shot speech translation (synthesised German speech -> English text)"
+
+# "; exit" on the same line: bash reads a running script as it goes (see ../asr1/run.sh).
+. ../../TEMPLATE/legonn.sh "$@"; exit
