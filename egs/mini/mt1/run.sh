@@ -13,14 +13,16 @@
 #   ./run.sh --data_opts "--train_pairs 300 --eval_pairs 30" --experiments "deen_lego:conf/tiny/deen_lego_wemb.yaml" \
 #       --decodes deen_lego@deen_test
 #   ./run.sh --suites compress --results_file RESULTS.compress.md   # Modular Transformers only (RESULTS.compress.md)
+#   ./run.sh --stage 4 --stop_stage 6 --suites zeroshot   # the MT modules ../st1 composes behind a German recogniser
 set -euo pipefail
 cd "$(dirname "$0")"
 
 # --suites chooses the experiment lists below: main (the paper's tables), stress (modularity
 # stress tests), compress (Modular Transformers: a deeper De-En teacher, one modular phase, its
-# assemblies and the baselines). Read here as well: the lists depend on it (legonn.sh parses all options).
+# assemblies and the baselines), zeroshot (the marginal-reading De-En encoders of ../st1's
+# zero-shot speech translation, under the teacher's frozen decoder). Read here as well: the lists depend on it (legonn.sh parses all options).
 . ../../../utils/peek_option.sh
-suites=$(peek_option suites "$@") || suites="main stress compress"
+suites=$(peek_option suites "$@") || suites="main stress compress zeroshot"
 
 # Modularity stress tests (paper §III-E, Fig. 4, Table X), at the demo's scale (256-piece BPEs,
 # 500-token batches, 2500 updates each; the swaps are measured against deen_lego_wemb_bpe256,
@@ -79,6 +81,15 @@ compress_decodes+=" deen_dec2x_sft@deen_test deen_dec2x_kd_eval@deen_test roen_p
 compress_relative+=" deen_dec2x_sft@deen_test=deen_lego_teacher deen_dec2x_kd_eval@deen_test=deen_lego_teacher
 roen_plug_dec2x@roen_test=roen_plug_teacher"
 
+# Zero-shot speech translation (../st1, issue 20): De-En encoders that read marginals over the
+# German BPE, trained on text alone behind text_marginals in two designs (CTC-shaped frames, or
+# one smoothed position per token), under the frozen decoder of the compress suite's teacher.
+zeroshot_experiments="deen_lego_teacher:conf/train_deen_lego_teacher.yaml
+deen_zeroshot_mt_ctc:conf/zeroshot_deen_mt_ctc.yaml
+deen_zeroshot_mt_onehot:conf/zeroshot_deen_mt_onehot.yaml"
+zeroshot_decodes="deen_zeroshot_mt_ctc@deen_test deen_zeroshot_mt_onehot@deen_test"
+zeroshot_relative="deen_zeroshot_mt_ctc@deen_test=deen_lego_teacher deen_zeroshot_mt_onehot@deen_test=deen_lego_teacher"
+
 # Data: local/data.sh unpacks ../corpus into data/{deen,roen}_{train,valid,test}.
 data_opts=""
 # One English BPE for every task that shares the De-En decoder (paper §III-A2);
@@ -120,12 +131,12 @@ decodes=""
 relative=""
 for suite in $suites; do
     case $suite in
-        main|stress|compress)
+        main|stress|compress|zeroshot)
             lists=("${suite}_experiments" "${suite}_decodes" "${suite}_relative")
             experiments+=" ${!lists[0]}"; decodes+=" ${!lists[1]}"; relative+=" ${!lists[2]}"
             ;;
         *)
-            echo "run.sh: unknown suite '$suite' in --suites (main, stress, compress)" >&2
+            echo "run.sh: unknown suite '$suite' in --suites (main, stress, compress, zeroshot)" >&2
             exit 1
             ;;
     esac
