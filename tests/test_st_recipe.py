@@ -68,9 +68,12 @@ def tree(tmp_path_factory) -> Path:
     return root / "egs" / "mini" / "st1"
 
 
-EXPERIMENTS = """st_asr:conf/tiny/st_asr.yaml
-st_zeroshot=exp/st_asr/modules/encoder+exp/st_asr/modules/pron+../mt1/exp/deen_zeroshot_mt_ctc/modules/encoder+../mt1/exp/deen_zeroshot_mt_ctc/modules/decoder
-st_zeroshot_ft:exp/st_zeroshot/finetune.yaml,conf/tiny/finetune_st.yaml
+MT = "../mt1/exp/deen_zeroshot_mt_ctc/modules"
+EXPERIMENTS = f"""st_asr:conf/tiny/st_asr.yaml
+ctc_compress_de=weightless:ctc_compress:data/lang/de.model
+st_zeroshot=exp/st_asr/modules/encoder+exp/st_asr/modules/pron+{MT}/encoder+{MT}/decoder
+st_zeroshot_compress=exp/st_asr/modules/encoder+exp/st_asr/modules/pron+exp/ctc_compress_de+{MT}/encoder+{MT}/decoder
+st_zeroshot_ft:exp/st_zeroshot_compress/finetune.yaml,conf/tiny/finetune_st.yaml
 st_e2e_10pct:conf/tiny/st_e2e.yaml,conf/data_train_10pct.yaml
 st_text_mt=../mt1/exp/deen_lego_teacher/modules/encoder+../mt1/exp/deen_lego_teacher/modules/decoder"""
 
@@ -80,7 +83,8 @@ def test_st_recipe_end_to_end(tree: Path):
                 "--data_opts", "--train_utts 60 --eval_utts 8 --voices_train 4 --voices_valid 2 --voices_test 2 "
                                "--espeak_backend lib --nj 1 --min_words 5",
                 "--experiments", EXPERIMENTS, "--avg_num", "2",
-                "--decodes", "st_asr@test st_text_mt@test_cascade st_zeroshot@test st_zeroshot_ft@test st_e2e_10pct@test",
+                "--decodes", "st_asr@test st_text_mt@test_cascade st_zeroshot@test st_zeroshot_compress@test st_zeroshot_ft@test "
+                            "st_e2e_10pct@test",
                 "--decode_opts", "--beam 2"], tree)
     data = tree / "data"
     # stage 1: German speech of De-En pairs, the English side beside it, espeak's German phonemes
@@ -103,14 +107,16 @@ def test_st_recipe_end_to_end(tree: Path):
     # stage 6: the zero-shot chain, checked link by link, reads speech and writes English
     composed = json.loads((tree / "exp" / "st_zeroshot" / "composed.json").read_text())
     assert [p["name"] for p in composed["parts"]] == ["encoder", "pron", "encoder", "decoder"]
+    composed = json.loads((tree / "exp" / "st_zeroshot_compress" / "composed.json").read_text())
+    assert [p["type"] for p in composed["parts"]][2] == "ctc_compress"
     # stage 7: the cascade set is the test set with the recogniser's 1-best as the MT input
     cascade = tree / "data" / "test_cascade"
     assert (cascade / "text.de").read_text() == (tree / "exp" / "st_asr" / "decode_test" / "ctc_pron.text").read_text()
     assert (cascade / "text.en").read_text() == (data / "test" / "text.en").read_text()
     assert "stage 7 (cascade test_cascade)" in proc.stderr
     # stage 8: every system scored on English; the modules' CTC outputs on what they emit
-    for name, s in (("st_text_mt", "test_cascade"), ("st_zeroshot", "test"), ("st_zeroshot_ft", "test"),
-                    ("st_e2e_10pct", "test")):
+    for name, s in (("st_text_mt", "test_cascade"), ("st_zeroshot", "test"), ("st_zeroshot_compress", "test"),
+                    ("st_zeroshot_ft", "test"), ("st_e2e_10pct", "test")):
         score = json.loads((tree / "exp" / name / f"decode_{s}" / "score.json").read_text())
         assert "bleu" in score and "chrf" in score
     zs = tree / "exp" / "st_zeroshot" / "decode_test"
@@ -120,7 +126,8 @@ def test_st_recipe_end_to_end(tree: Path):
     # the side-by-side table: each system with where its errors come from
     run([sys.executable, "local/st_table.py"], tree)
     notes = (tree / "RESULTS.notes.md").read_text()
-    for row in ("| copy the German source | 0 |", "| (a) cascade", "| (b) zero-shot composition (MT encoder trained on CTC-shaped text) | 0 |",
-                "| (c) (b) fine-tuned end to end on 10 % of the pairs | 6 |", "| (d) end-to-end ST from scratch, 10 % of the pairs | 6 |"):
+    for row in ("| copy the German source | 0 |", "| (a) cascade", "| (b) zero-shot: MT encoder trained on CTC-shaped text",
+                "| (b'') zero-shot: that MT encoder behind ctc_compress", "| (c) (b'') fine-tuned end to end on 10 % of the pairs | 6 |",
+                "| (d) end-to-end ST from scratch, 10 % of the pairs | 6 |"):
         assert row in notes
     assert "sacreBLEU signatures: `nrefs:1|" in notes

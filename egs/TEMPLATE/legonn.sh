@@ -30,6 +30,9 @@
 #   name=shrink:folder:ratio         module folder exp/<name>: the module in <folder> with <ratio>
 #                                    times fewer of its own stack layers (the baseline without
 #                                    modular layers; a later entry may fine-tune it)
+#   name=weightless:type:vocab       module folder exp/<name>: an interface module without weights
+#                                    over the vocabulary file <vocab> (e.g. ctc_compress, which
+#                                    shortens a recogniser's marginals to one position per token)
 # $cascades lists "<set>=<source set>:<hypothesis file>:<stream>" test sets that stage 7 makes
 # before decoding into them: data/<source set> with <stream> replaced by a decode's output (e.g.
 # a recogniser's 1-best as the text an MT model reads: a cascade), remade when that file changes.
@@ -214,6 +217,14 @@ for spec in $experiments; do
                 rm -f "exp/.done/stage6_shrink.$name"
             fi
             run_stage 6 shrink "$name" legonn assemble --teacher "$folder" --ratio "$ratio" --out "exp/$name"
+        fi
+        continue
+    fi
+    if [[ $spec == *=weightless:* ]]; then  # an interface module that needs no training
+        name=${spec%%=*}
+        IFS=: read -r _ type vocab <<< "${spec#*=}"
+        if in_stage 6; then
+            run_stage 6 weightless "$name" legonn export --weightless "$type" --vocab "$vocab" --out_dir "exp/$name"
         fi
         continue
     fi

@@ -22,7 +22,7 @@ from legonn.data.vocab import Vocabulary
 from legonn.errors import LegonnError
 from legonn.fileio import atomic_path
 from legonn.modules.artifact import save_module
-from legonn.nn.chain import Chain
+from legonn.nn.chain import Chain, build_module
 
 
 @dataclass
@@ -110,6 +110,8 @@ def export_modules(
     for i, spec in enumerate(model.specs):
         module = model.blocks[spec.name]
         out_vocab = vocabs.get(spec.target) if spec.target else None
+        if out_vocab is None and _passes_vocabulary_through(module, previous_vocab):
+            out_vocab = previous_vocab  # an interface module (ctc_compress) learns no symbols of its own
         if getattr(module, "output_vocab_size", None) is not None and out_vocab is None:
             raise LegonnError(f"module '{spec.name}' has no target stream with a vocabulary: cannot record its interface")
         stats: dict[str, Any] = {"target": spec.target, "input_length": length_stats(lengths_at[i])}
@@ -143,3 +145,23 @@ def export_modules(
             )
         previous_vocab = out_vocab
     return written
+
+
+def _passes_vocabulary_through(module: torch.nn.Module, previous_vocab: Optional[Vocabulary]) -> bool:
+    """A weightless module over its input's vocabulary: its output is over the same symbols."""
+    return (previous_vocab is not None and not any(True for _ in module.parameters())
+            and getattr(module, "input_vocab_size", None) == getattr(module, "output_vocab_size", None) == len(previous_vocab))
+
+
+def export_weightless(module_type: str, vocab_file: str | os.PathLike, out_dir: str | Path,
+                      conf: Optional[dict[str, Any]] = None) -> Path:
+    """A module folder for an interface module that has no weights and needs no training (e.g.
+    ``ctc_compress``): marginals over the vocabulary in ``vocab_file`` in and out."""
+    vocab = Vocabulary.load(vocab_file)
+    module = build_module(module_type, {"vocab_size": len(vocab), **(conf or {})})
+    if any(True for _ in module.parameters()):
+        raise LegonnError(f"module type '{module_type}' has weights: export it from the experiment that trained it")
+    if getattr(module, "input_vocab_size", None) != len(vocab) or getattr(module, "output_vocab_size", None) != len(vocab):
+        raise LegonnError(f"module type '{module_type}' does not map marginals over one vocabulary to the same")
+    return save_module(module, out_dir, module_type, input_vocab=vocab, output_vocab=vocab,
+                       trained_on=f"no training (weightless), vocabulary {Path(vocab_file).name}")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import legonn.nn.baseline  # noqa: F401  (registers the baseline module types)
+import legonn.nn.ctc_compress  # noqa: F401
 import legonn.nn.decoder  # noqa: F401
 import legonn.nn.encoder  # noqa: F401
 import legonn.nn.text_marginals  # noqa: F401
