@@ -84,9 +84,12 @@ roen_plug_dec2x@roen_test=roen_plug_teacher"
 # Zero-shot speech translation (../st1, issue 20): De-En encoders that read marginals over the
 # German BPE, trained on text alone behind text_marginals in two designs (CTC-shaped frames, or
 # one smoothed position per token), under the frozen decoder of the compress suite's teacher.
-zeroshot_experiments="deen_lego_teacher:conf/train_deen_lego_teacher.yaml
-deen_zeroshot_mt_ctc:conf/zeroshot_deen_mt_ctc.yaml
+zeroshot_experiments="deen_zeroshot_mt_ctc:conf/zeroshot_deen_mt_ctc.yaml
 deen_zeroshot_mt_onehot:conf/zeroshot_deen_mt_onehot.yaml"
+if [[ " $suites " != *" compress "* ]]; then  # the teacher is the compress suite's first entry
+    zeroshot_experiments="${compress_experiments%%$'\n'*}
+$zeroshot_experiments"
+fi
 zeroshot_decodes="deen_zeroshot_mt_ctc@deen_test deen_zeroshot_mt_onehot@deen_test"
 zeroshot_relative="deen_zeroshot_mt_ctc@deen_test=deen_lego_teacher deen_zeroshot_mt_onehot@deen_test=deen_lego_teacher"
 
@@ -129,7 +132,10 @@ roen_enconly_bpe256@roen_test=roen_baseline_bpe256 roen_plug_bpe256@roen_test=ro
 experiments=""
 decodes=""
 relative=""
-for suite in $suites; do
+done_suites=""
+for suite in main stress compress zeroshot $suites; do  # this order (a suite uses an earlier one's modules)
+    [[ " $suites " == *" $suite "* && " $done_suites " != *" $suite "* ]] || continue
+    done_suites+=" $suite"
     case $suite in
         main|stress|compress|zeroshot)
             lists=("${suite}_experiments" "${suite}_decodes" "${suite}_relative")
