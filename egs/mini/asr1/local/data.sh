@@ -157,15 +157,7 @@ cp data/test/text.phn data/test_phn/text
 
 # Low-resource subsets of data/train (paper Appendix F, Table XI): evenly spaced utterances, so
 # every training voice stays in; the CMVN statistics remain data/train's (stage 2).
-lowres_sets=""
-for pct in $lowres_percents; do
-    n=$(( $(wc -l < data/train/text) * pct / 100 ))
-    [[ $n -gt 0 ]] || { log "--lowres_percents: $pct % of data/train is no utterance"; exit 1; }
-    rm -rf "data/train_${pct}pct"
-    ../../../utils/subset_data_dir.sh data/train "$n" "data/train_${pct}pct"
-    lowres_sets+=" train_${pct}pct"
-    log "data/train_${pct}pct: $n of $(wc -l < data/train/text) training utterances"
-done
+lowres_sets=$(../../../utils/percent_subsets.sh data/train "$lowres_percents")
 
 for set in train valid test test_phn $pron_sets $lowres_sets; do
     legonn datadir validate "data/$set"
