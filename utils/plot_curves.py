@@ -47,9 +47,10 @@ def main() -> int:
                 steps, values = zip(*sorted(dict(curves[key]).items()))
                 ax.plot(steps, values, marker="o", markersize=3, label=name)
         plotted += 1
-    if not plotted:
-        print("plot_curves: no exp/<name>/train.log with validation lines", file=sys.stderr)
-        return 1
+    if not plotted:  # e.g. a run of compositions only: nothing trained to plot, and no stale plot kept
+        print("plot_curves: no exp/<name>/train.log with validation lines: no curves", file=sys.stderr)
+        Path(args.out).unlink(missing_ok=True)
+        return 0
     ax_loss.set(title="validation loss (weighted sum over modules)", xlabel="update step")
     ax_acc.set(title="validation accuracy of the final module", xlabel="update step")
     for ax in (ax_loss, ax_acc):
