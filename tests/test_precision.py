@@ -1,5 +1,6 @@
 """trainer.precision (legonn/engine/precision.py): bf16 autocast trains on CPU and resumes
-exactly; fp16 is CUDA-only (GradScaler state in the checkpoint); config errors are one line."""
+exactly; on a CPU without native bf16 it trains in fp32 and says so; fp16 is CUDA-only
+(GradScaler state in the checkpoint); config errors are one line."""
 from __future__ import annotations
 
 import math
@@ -9,6 +10,7 @@ import torch
 
 from fixtures import corpus, read_scalars, resolved, single_thread, state_equal  # noqa: F401  (fixtures)
 from legonn.engine.callbacks import Callback
+from legonn.engine import precision as precision_module
 from legonn.engine.checkpoint import LAST, load
 from legonn.engine.trainer import train
 from legonn.errors import LegonnError
@@ -22,8 +24,9 @@ def _config(corpus, tmp_path, precision, **trainer):
         "max_steps": 12, "valid_every_steps": 4, "log_every_steps": 1, "keep_best": 10, "precision": precision, **trainer}})
 
 
-def test_bf16_on_cpu_trains_and_resumes_exactly(corpus, tmp_path):
+def test_bf16_on_cpu_trains_and_resumes_exactly(corpus, tmp_path, monkeypatch):
     """On CPU, bf16 autocast is deterministic: the resumed run is bit-identical, as in fp32."""
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)  # emulated where it is not
     config = _config(corpus, tmp_path, "bf16")
     a, b = tmp_path / "a", tmp_path / "b"
     train(config, a)
@@ -40,6 +43,16 @@ def test_bf16_on_cpu_trains_and_resumes_exactly(corpus, tmp_path):
     # and bf16 is in effect: fp32 gives other numbers
     train(_config(corpus, tmp_path, "fp32"), tmp_path / "fp32")
     assert read_scalars(tmp_path / "fp32", "train/loss")[0] != read_scalars(a, "train/loss")[0]
+
+
+def test_bf16_on_a_cpu_without_native_bf16_trains_in_fp32(corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
+    train(_config(corpus, tmp_path, "bf16", max_steps=4), tmp_path / "bf16")
+    log = (tmp_path / "bf16" / "train.log").read_text()
+    assert "trainer.precision bf16: this CPU has no native bf16 (avx512_bf16 or AMX)" in log
+    assert "precision: fp32; data loading" in log
+    train(_config(corpus, tmp_path, "fp32", max_steps=4), tmp_path / "fp32")
+    assert read_scalars(tmp_path / "bf16", "train/loss") == read_scalars(tmp_path / "fp32", "train/loss")
 
 
 @pytest.mark.parametrize("precision,message", [
