@@ -147,10 +147,17 @@ def export_modules(
     return written
 
 
+def _has_weights(module: torch.nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def _maps_vocabulary_to_itself(module: torch.nn.Module, vocab: Vocabulary) -> bool:
+    return getattr(module, "input_vocab_size", None) == getattr(module, "output_vocab_size", None) == len(vocab)
+
+
 def _passes_vocabulary_through(module: torch.nn.Module, previous_vocab: Optional[Vocabulary]) -> bool:
     """A weightless module over its input's vocabulary: its output is over the same symbols."""
-    return (previous_vocab is not None and not any(True for _ in module.parameters())
-            and getattr(module, "input_vocab_size", None) == getattr(module, "output_vocab_size", None) == len(previous_vocab))
+    return previous_vocab is not None and not _has_weights(module) and _maps_vocabulary_to_itself(module, previous_vocab)
 
 
 def export_weightless(module_type: str, vocab_file: str | os.PathLike, out_dir: str | Path,
@@ -159,9 +166,9 @@ def export_weightless(module_type: str, vocab_file: str | os.PathLike, out_dir: 
     ``ctc_compress``): marginals over the vocabulary in ``vocab_file`` in and out."""
     vocab = Vocabulary.load(vocab_file)
     module = build_module(module_type, {"vocab_size": len(vocab), **(conf or {})})
-    if any(True for _ in module.parameters()):
+    if _has_weights(module):
         raise LegonnError(f"module type '{module_type}' has weights: export it from the experiment that trained it")
-    if getattr(module, "input_vocab_size", None) != len(vocab) or getattr(module, "output_vocab_size", None) != len(vocab):
+    if not _maps_vocabulary_to_itself(module, vocab):
         raise LegonnError(f"module type '{module_type}' does not map marginals over one vocabulary to the same")
     return save_module(module, out_dir, module_type, input_vocab=vocab, output_vocab=vocab,
                        trained_on=f"no training (weightless), vocabulary {Path(vocab_file).name}")
