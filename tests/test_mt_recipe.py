@@ -202,10 +202,10 @@ def test_compression_entries_end_to_end(recipe_tree: Path):
     assert "tiny_dec2x_eval" in (mt / "RESULTS.compress.md").read_text()
 
 
-@pytest.mark.parametrize("conf", ["zeroshot_deen_mt_ctc.yaml", "zeroshot_deen_mt_onehot.yaml"])
+@pytest.mark.parametrize("conf", ["zeroshot_deen_mt_ctc.yaml", "zeroshot_deen_mt_onehot.yaml", "zeroshot_deen_mt_beamconv.yaml"])
 def test_zeroshot_mt_configs_build(conf):
-    """The marginal-reading MT encoders of issue 20 (text_marginals -> WEmb encoder -> the teacher's
-    frozen decoder) resolve and build; their teacher folder exists only after the compress suite."""
+    """The marginal-reading MT encoders of issue 20 (text_marginals -> WEmb or BeamConv encoder -> the
+    teacher's frozen decoder) resolve and build; their teacher folder exists only after the compress suite."""
     import torch
 
     from legonn.config import resolve
@@ -218,6 +218,9 @@ def test_zeroshot_mt_configs_build(conf):
     assert not any(p.requires_grad for p in model.blocks["decoder"].parameters())
     text = model.blocks["text"]
     assert text.ctc_frames == conf.endswith("ctc.yaml") and text.smoothing == 0.1
+    assert text.distractors == (15 if "beamconv" in conf else 0)
+    ingestor = type(model.blocks["encoder"].input_layer).__name__
+    assert ingestor == ("BeamConvIngestor" if "beamconv" in conf else "WEmbIngestor")
     with torch.no_grad():
         out = model.eval().encode(torch.randint(3, 260, (2, 30)), torch.tensor([30, 17]))
     assert out[1].log_probs.shape[:2] == (2, 45)  # OLC x1.5 over one position per token at evaluation

@@ -44,7 +44,8 @@ def test_in_training_ctc_shaped_frames_collapse_back_to_the_tokens():
     assert torch.equal(a, module(TOKENS, LENGTHS).log_probs)  # from torch's RNG: a resumed run draws the same
 
 
-@pytest.mark.parametrize("conf", [{"smoothing": 1.0}, {"blank_rate": 1.0}, {"max_repeat": 0}])
+@pytest.mark.parametrize("conf", [{"smoothing": 1.0}, {"blank_rate": 1.0}, {"max_repeat": 0}, {"distractors": 2},
+                                  {"smoothing": 0.1, "distractors": V}])
 def test_bad_settings_are_refused(conf):
     with pytest.raises(LegonnError, match="text_marginals"):
         build_module("text_marginals", {"vocab_size": V, **conf})
@@ -93,3 +94,23 @@ def test_the_module_is_a_folder_like_any_other(tmp_path):
     assert loaded.meta["input"]["kind"] == "tokens" and loaded.meta["output"]["kind"] == "marginals"
     assert loaded.meta["output"]["vocab"]["sha256"] == german.checksum
     assert torch.equal(loaded.module(TOKENS, LENGTHS).log_probs, module.eval()(TOKENS, LENGTHS).log_probs)
+
+
+def test_distractors_give_the_ranks_below_the_best_random_tokens_in_random_order():
+    module = build_module("text_marginals", {"vocab_size": V, "smoothing": 0.2, "distractors": 3})
+    torch.manual_seed(0)
+    out = module.train()(TOKENS, LENGTHS)
+    probs = out.log_probs.exp()
+    assert torch.allclose(probs.sum(-1), torch.ones(2, 5))
+    assert torch.equal(probs.argmax(-1)[0, :4], TOKENS[0, :4])
+    assert ((probs > 1e-6).sum(-1) <= 4).all()  # the token and at most 3 others (a draw may repeat)
+    second = [probs.topk(2, -1).indices[..., 1]]
+    second += [module(TOKENS, LENGTHS).log_probs.topk(2, -1).indices[..., 1] for _ in range(3)]
+    assert any(not torch.equal(second[0], s) for s in second[1:])  # drawn anew in training
+    evaluation = module.eval()
+    assert torch.equal(evaluation(TOKENS, LENGTHS).log_probs, evaluation(TOKENS, LENGTHS).log_probs)
+    torch.manual_seed(5)
+    before = torch.rand(())
+    torch.manual_seed(5)
+    evaluation(TOKENS, LENGTHS)
+    assert torch.rand(()) == before  # validation leaves training's random stream alone

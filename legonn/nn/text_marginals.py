@@ -39,14 +39,18 @@ class TextMarginals(nn.Module):
     output_kind = MARGINALS
 
     def __init__(self, vocab_size: int, smoothing: float = 0.0, ctc_frames: bool = False, blank_rate: float = 0.5,
-                 max_repeat: int = 3):
+                 max_repeat: int = 3, distractors: int = 0):
         super().__init__()
         if not 0 <= smoothing < 1:
             raise ValueError(f"text_marginals smoothing must be in [0, 1), got {smoothing}")
         if not 0 <= blank_rate < 1 or max_repeat < 1:
             raise ValueError(f"text_marginals needs 0 <= blank_rate < 1 and max_repeat >= 1, got {blank_rate}, {max_repeat}")
+        if distractors and not (smoothing > 0 and 0 < distractors < vocab_size):
+            raise ValueError(f"text_marginals distractors need smoothing > 0 and 0 < distractors < vocab_size "
+                             f"({vocab_size}), got {distractors} with smoothing {smoothing}")
         self.input_vocab_size = self.output_vocab_size = vocab_size
         self.smoothing, self.ctc_frames, self.blank_rate, self.max_repeat = smoothing, ctc_frames, blank_rate, max_repeat
+        self.distractors = distractors
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Positions at evaluation: one per token (training's CTC-shaped lengths are random)."""
@@ -55,9 +59,22 @@ class TextMarginals(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> ModuleOutput:
         tokens, lengths = (self._ctc_shaped(x, lengths) if self.training and self.ctc_frames else (x, lengths))
         v = self.output_vocab_size
+        if self.distractors:
+            return self._with_distractors(tokens, lengths)
         low = self.smoothing / v
         log_probs = torch.full((*tokens.shape, v), math.log(low) if low > 0 else -1e4, device=x.device)
         log_probs.scatter_(-1, tokens.unsqueeze(-1), math.log(1 - self.smoothing + low))
+        return ModuleOutput(hidden=log_probs, lengths=lengths, log_probs=log_probs)
+
+    def _with_distractors(self, tokens: torch.Tensor, lengths: torch.Tensor) -> ModuleOutput:
+        generator = None if self.training else torch.Generator().manual_seed(0)
+        shape = (*tokens.shape, self.distractors)
+        others = torch.randint(self.output_vocab_size, shape, generator=generator).to(tokens.device)
+        shares = torch.empty(shape).exponential_(generator=generator).to(tokens.device)  # Dirichlet(1) once normalised
+        probs = torch.zeros(*tokens.shape, self.output_vocab_size, device=tokens.device)
+        probs.scatter_add_(-1, others, self.smoothing * shares / shares.sum(-1, keepdim=True))
+        probs.scatter_add_(-1, tokens.unsqueeze(-1), torch.full_like(tokens, 1 - self.smoothing, dtype=probs.dtype).unsqueeze(-1))
+        log_probs = probs.clamp_min(1e-30).log()  # finite where probs are 0, as the one-hot case
         return ModuleOutput(hidden=log_probs, lengths=lengths, log_probs=log_probs)
 
     def _ctc_shaped(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,5 +93,5 @@ class TextMarginals(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"vocab_size={self.output_vocab_size}, smoothing={self.smoothing}, ctc_frames={self.ctc_frames}, "
-                f"blank_rate={self.blank_rate}, max_repeat={self.max_repeat}")
+                f"blank_rate={self.blank_rate}, max_repeat={self.max_repeat}, distractors={self.distractors}")
 

@@ -83,15 +83,18 @@ roen_plug_dec2x@roen_test=roen_plug_teacher"
 
 # Zero-shot speech translation (../st1, issue 20): De-En encoders that read marginals over the
 # German BPE, trained on text alone behind text_marginals in two designs (CTC-shaped frames, or
-# one smoothed position per token), under the frozen decoder of the compress suite's teacher.
+# one smoothed position per token) and, as a variant, through BeamConv instead of WEmb, under the
+# frozen decoder of the compress suite's teacher.
 zeroshot_experiments="deen_zeroshot_mt_ctc:conf/zeroshot_deen_mt_ctc.yaml
-deen_zeroshot_mt_onehot:conf/zeroshot_deen_mt_onehot.yaml"
+deen_zeroshot_mt_onehot:conf/zeroshot_deen_mt_onehot.yaml
+deen_zeroshot_mt_beamconv:conf/zeroshot_deen_mt_beamconv.yaml"
 if [[ " $suites " != *" compress "* ]]; then  # the teacher is the compress suite's first entry
     zeroshot_experiments="${compress_experiments%%$'\n'*}
 $zeroshot_experiments"
 fi
-zeroshot_decodes="deen_zeroshot_mt_ctc@deen_test deen_zeroshot_mt_onehot@deen_test"
-zeroshot_relative="deen_zeroshot_mt_ctc@deen_test=deen_lego_teacher deen_zeroshot_mt_onehot@deen_test=deen_lego_teacher"
+zeroshot_decodes="deen_zeroshot_mt_ctc@deen_test deen_zeroshot_mt_onehot@deen_test deen_zeroshot_mt_beamconv@deen_test"
+zeroshot_relative="deen_zeroshot_mt_ctc@deen_test=deen_lego_teacher deen_zeroshot_mt_onehot@deen_test=deen_lego_teacher
+deen_zeroshot_mt_beamconv@deen_test=deen_lego_teacher"
 
 # Data: local/data.sh unpacks ../corpus into data/{deen,roen}_{train,valid,test}.
 data_opts=""
