@@ -36,6 +36,8 @@ zeroshot_mt_beamconv=$mt/deen_zeroshot_mt_beamconv/modules
 #                 st_zeroshot_ft_frozen: only pron and the MT encoder, at a third of the LR
 #   st_e2e_10pct / st_e2e  the same four trained modules from scratch on 10 % / all of the pairs
 #   st_text_mt    the text MT model, here to decode the recogniser's 1-best (cascade) and the gold German
+#   st_text_mt_{ctc,onehot,beamconv}  each zero-shot MT encoder behind its own text_marginals, on the
+#                 gold German: how much of the gap to st_text_mt is the MT side's, how much speech's
 asr=exp/st_asr/modules
 experiments="st_asr:conf/train_st_asr.yaml
 ctc_compress_de=weightless:ctc_compress:data/lang/de.model
@@ -47,12 +49,16 @@ st_zeroshot_ft:exp/st_zeroshot_compress/finetune.yaml,conf/finetune_st_10pct.yam
 st_zeroshot_ft_frozen:exp/st_zeroshot_compress/finetune.yaml,conf/finetune_st_10pct.yaml,conf/finetune_st_10pct_frozen.yaml
 st_e2e_10pct:conf/train_st_e2e.yaml,conf/data_train_10pct.yaml
 st_e2e:conf/train_st_e2e.yaml
-st_text_mt=$text_mt/encoder+$text_mt/decoder"
+st_text_mt=$text_mt/encoder+$text_mt/decoder
+st_text_mt_ctc=$zeroshot_mt/text+$zeroshot_mt/encoder+$zeroshot_mt/decoder
+st_text_mt_onehot=$zeroshot_mt_onehot/text+$zeroshot_mt_onehot/encoder+$zeroshot_mt_onehot/decoder
+st_text_mt_beamconv=$zeroshot_mt_beamconv/text+$zeroshot_mt_beamconv/encoder+$zeroshot_mt_beamconv/decoder"
 avg_num=5
 # test_cascade: data/test with the recogniser's 1-best German (its BPE CTC best path) as text.de,
 # made by stage 7 from st_asr's decode of data/test before it is decoded (see $cascades).
 cascades="test_cascade=test:exp/st_asr/decode_test/ctc_pron.text:text.de"
 decodes="st_asr@test st_text_mt@test st_text_mt@test_cascade st_zeroshot@test st_zeroshot_onehot@test
+st_text_mt_ctc@test st_text_mt_onehot@test st_text_mt_beamconv@test
 st_zeroshot_compress@test st_zeroshot_beamconv@test st_zeroshot_ft@test st_zeroshot_ft_frozen@test st_e2e_10pct@test st_e2e@test"
 decode_opts="--beam 5 --length_penalty 0.6 --max_len_a 1.2 --max_len_b 10"   # the MT recipe's
 ref_file=text.en

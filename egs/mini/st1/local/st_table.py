@@ -7,8 +7,8 @@ the st-table markers of RESULTS.notes.md (stage 8 copies the notes into RESULTS.
 speech, English text) pairs the system saw in training, and where its errors come from: the
 German recogniser's word error rate (its BPE CTC best path against the German transcript,
 lowercased, punctuation removed) and BLEU of the MT encoder's English CTC best path. The first
-two rows bound the task: the German source copied as the "translation", and the text MT model
-reading the gold German transcript.
+rows bound the task: the German source copied as the "translation", the text MT model reading the
+gold German transcript, and each zero-shot MT encoder reading it (behind its text_marginals).
 """
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ BEGIN, END = "<!-- st-table:begin -->", "<!-- st-table:end -->"
 ROWS = [
     ("copy the German source", None, "test", "", None, None),
     ("text MT on the gold German transcript", "st_text_mt", "test", "", None, "ctc_encoder"),
+    ("zero-shot MT encoder (CTC-shaped text, WEmb) on the gold German", "st_text_mt_ctc", "test", "", None,
+     "ctc_encoder"),
+    ("zero-shot MT encoder (one position per token, WEmb) on the gold German", "st_text_mt_onehot", "test", "", None,
+     "ctc_encoder"),
+    ("zero-shot MT encoder (one position per token, BeamConv) on the gold German", "st_text_mt_beamconv", "test", "",
+     None, "ctc_encoder"),
     ("(a) cascade: recogniser 1-best -> text MT", "st_text_mt", "test_cascade", "", "st_asr:ctc_pron", "ctc_encoder"),
     ("(b) zero-shot: MT encoder trained on CTC-shaped text, reading the recogniser's frames", "st_zeroshot", "test",
      "", "ctc_pron", "ctc_encoder_2"),
