@@ -29,9 +29,10 @@ zeroshot_mt_beamconv=$mt/deen_zeroshot_mt_beamconv/modules
 #   ctc_compress_de  weightless: the recogniser's frame marginals -> one position per token
 #   st_zeroshot   st_asr's modules + the MT encoder trained on CTC-shaped text + the De-En decoder
 #   st_zeroshot_onehot  the same with the MT encoder trained on one position per token (4x fewer
-#                 positions than the recogniser emits), and st_zeroshot_compress: that one behind
-#                 ctc_compress (all three: no ST data); st_zeroshot_beamconv: as _compress with
-#                 the MT encoder that reads the marginals through BeamConv instead of WEmb
+#                 positions than the recogniser emits)
+#   st_zeroshot_compress / st_zeroshot_ctc_compress  the one-position / CTC-shaped MT encoder behind
+#                 ctc_compress (with the two above: training shape x compression; no ST data)
+#   st_zeroshot_beamconv  as st_zeroshot_compress, the MT encoder reading through BeamConv, not WEmb
 #   st_zeroshot_ft  st_zeroshot_compress fine-tuned end to end on 10 % of the ST pairs, and
 #                 st_zeroshot_ft_frozen: only pron and the MT encoder, at a third of the LR
 #   st_e2e_10pct / st_e2e  the same four trained modules from scratch on 10 % / all of the pairs
@@ -44,6 +45,7 @@ ctc_compress_de=weightless:ctc_compress:data/lang/de.model
 st_zeroshot=$asr/encoder+$asr/pron+$zeroshot_mt/encoder+$zeroshot_mt/decoder
 st_zeroshot_onehot=$asr/encoder+$asr/pron+$zeroshot_mt_onehot/encoder+$zeroshot_mt_onehot/decoder
 st_zeroshot_compress=$asr/encoder+$asr/pron+exp/ctc_compress_de+$zeroshot_mt_onehot/encoder+$zeroshot_mt_onehot/decoder
+st_zeroshot_ctc_compress=$asr/encoder+$asr/pron+exp/ctc_compress_de+$zeroshot_mt/encoder+$zeroshot_mt/decoder
 st_zeroshot_beamconv=$asr/encoder+$asr/pron+exp/ctc_compress_de+$zeroshot_mt_beamconv/encoder+$zeroshot_mt_beamconv/decoder
 st_zeroshot_ft:exp/st_zeroshot_compress/finetune.yaml,conf/finetune_st_10pct.yaml
 st_zeroshot_ft_frozen:exp/st_zeroshot_compress/finetune.yaml,conf/finetune_st_10pct.yaml,conf/finetune_st_10pct_frozen.yaml
@@ -59,7 +61,7 @@ avg_num=5
 cascades="test_cascade=test:exp/st_asr/decode_test/ctc_pron.text:text.de"
 decodes="st_asr@test st_text_mt@test st_text_mt@test_cascade st_zeroshot@test st_zeroshot_onehot@test
 st_text_mt_ctc@test st_text_mt_onehot@test st_text_mt_beamconv@test
-st_zeroshot_compress@test st_zeroshot_beamconv@test st_zeroshot_ft@test st_zeroshot_ft_frozen@test st_e2e_10pct@test st_e2e@test"
+st_zeroshot_compress@test st_zeroshot_ctc_compress@test st_zeroshot_beamconv@test st_zeroshot_ft@test st_zeroshot_ft_frozen@test st_e2e_10pct@test st_e2e@test"
 decode_opts="--beam 5 --length_penalty 0.6 --max_len_a 1.2 --max_len_b 10"   # the MT recipe's
 ref_file=text.en
 score_opts=""

@@ -40,6 +40,8 @@ ROWS = [
      "st_zeroshot_onehot", "test", "", "ctc_pron", "ctc_encoder_2"),
     ("(b'') zero-shot: that MT encoder behind ctc_compress (one position per recognised token)",
      "st_zeroshot_compress", "test", "", "ctc_pron", "ctc_encoder_3"),
+    ("(b) behind ctc_compress too (the MT encoder trained on CTC-shaped text)", "st_zeroshot_ctc_compress", "test",
+     "", "ctc_pron", "ctc_encoder_3"),
     ("(b''') as (b''), the MT encoder reading the marginals through BeamConv (trained with distractors)",
      "st_zeroshot_beamconv", "test", "", "ctc_pron", "ctc_encoder_3"),
     ("(c) (b'') fine-tuned end to end on 10 % of the pairs", "st_zeroshot_ft", "test", "train_10pct", "ctc_pron",
