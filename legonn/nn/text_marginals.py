@@ -58,15 +58,18 @@ class TextMarginals(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> ModuleOutput:
         tokens, lengths = (self._ctc_shaped(x, lengths) if self.training and self.ctc_frames else (x, lengths))
-        v = self.output_vocab_size
-        if self.distractors:
-            return self._with_distractors(tokens, lengths)
-        low = self.smoothing / v
-        log_probs = torch.full((*tokens.shape, v), math.log(low) if low > 0 else -1e4, device=x.device)
-        log_probs.scatter_(-1, tokens.unsqueeze(-1), math.log(1 - self.smoothing + low))
+        log_probs = self._with_distractors(tokens) if self.distractors else self._smoothed(tokens)
         return ModuleOutput(hidden=log_probs, lengths=lengths, log_probs=log_probs)
 
-    def _with_distractors(self, tokens: torch.Tensor, lengths: torch.Tensor) -> ModuleOutput:
+    def _smoothed(self, tokens: torch.Tensor) -> torch.Tensor:
+        v = self.output_vocab_size
+        low = self.smoothing / v
+        log_probs = torch.full((*tokens.shape, v), math.log(low) if low > 0 else -1e4, device=tokens.device)
+        return log_probs.scatter_(-1, tokens.unsqueeze(-1), math.log(1 - self.smoothing + low))
+
+    def _with_distractors(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Drawn on the CPU, from torch's generator in training (a resumed run restores it) and
+        from a fixed seed at evaluation."""
         generator = None if self.training else torch.Generator().manual_seed(0)
         shape = (*tokens.shape, self.distractors)
         others = torch.randint(self.output_vocab_size, shape, generator=generator).to(tokens.device)
@@ -74,8 +77,7 @@ class TextMarginals(nn.Module):
         probs = torch.zeros(*tokens.shape, self.output_vocab_size, device=tokens.device)
         probs.scatter_add_(-1, others, self.smoothing * shares / shares.sum(-1, keepdim=True))
         probs.scatter_add_(-1, tokens.unsqueeze(-1), torch.full_like(tokens, 1 - self.smoothing, dtype=probs.dtype).unsqueeze(-1))
-        log_probs = probs.clamp_min(1e-30).log()  # finite where probs are 0, as the one-hot case
-        return ModuleOutput(hidden=log_probs, lengths=lengths, log_probs=log_probs)
+        return probs.clamp_min(1e-30).log()  # finite where probs are 0, as in the one-hot case
 
     def _ctc_shaped(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames drawn from torch's CPU generator, which a resumed training restores."""
